@@ -1,0 +1,235 @@
+#include "app/app.hpp"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <future>
+#include <iostream>
+#include <thread>
+
+#include "core/log.hpp"
+#include "core/time.hpp"
+#include "http/middleware.hpp"
+#include "http/server.hpp"
+
+namespace souq::app {
+namespace {
+
+std::pair<std::string, uint16_t> split_listen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("--listen must be HOST:PORT, got " + listen);
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  int port = std::stoi(listen.substr(colon + 1));
+  if (port < 0 || port > 65535) throw std::invalid_argument("--listen port out of range: " + listen);
+  return {host, uint16_t(port)};
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    auto item = text.substr(start, comma - start);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string worker_prefix() {
+  char host[256] = "host";
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// Blocks until SIGINT or SIGTERM; a second signal while shutting down exits at once.
+class SignalWaiter {
+ public:
+  explicit SignalWaiter(asio::io_context& ioc) : signals_(ioc, SIGINT, SIGTERM) {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      promise_.set_value(sig);
+      signals_.async_wait([](const boost::system::error_code& ec2, int) {
+        if (ec2) return;
+        log::warn("second signal: exiting without finishing");
+        log::flush();
+        std::_Exit(1);
+      });
+    });
+  }
+  int wait() { return promise_.get_future().get(); }
+  void cancel() {
+    boost::system::error_code ec;
+    signals_.cancel(ec);
+  }
+
+ private:
+  asio::signal_set signals_;
+  std::promise<int> promise_;
+};
+
+}  // namespace
+
+App::App(Config config) : config_(std::move(config)) {
+  log::Level level;
+  if (!log::parse_level(config_.log_level, level))
+    throw std::invalid_argument("--log-level must be debug, info, warn, error or off");
+  log::init(level);
+}
+
+App::~App() = default;
+
+void App::open_database() {
+  db::Options options;
+  options.pool_size = std::max(1, config_.db_threads);
+  db_ = db::open_database(config_.database, options);
+  migrator_ = std::make_unique<db::Migrator>(
+      *db_, db::plan_migrations(db_->engine(), db::embedded_migrations(), db::module_order()));
+  int applied = migrator_->migrate();
+  log::info("database ready", {{"engine", db::engine_name(db_->engine())}, {"migrations_applied", applied},
+                               {"migrations_total", migrator_->total()}});
+  queue_ = std::make_unique<jobs::Queue>(*db_);
+  outbox_ = std::make_unique<jobs::Outbox>(*queue_);
+}
+
+void App::register_job_kinds() {
+  if (config_.dev) register_dev_jobs(*queue_, *db_);
+}
+
+int App::serve() {
+  auto [host, port] = split_listen(config_.listen);
+  open_database();
+  register_job_kinds();
+  int threads = config_.threads > 0 ? config_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+
+  BlockingPool blocking(std::max(1, config_.db_threads));
+  api::Metrics metrics;
+  api::Router router;
+  api::Server* server_ptr = nullptr;
+  Services services{config_,   *db_,     db::AsyncDatabase(*db_, blocking),
+                    blocking,  *migrator_, *queue_,
+                    *outbox_,  metrics,  [&server_ptr] { return server_ptr && server_ptr->draining(); },
+                    now_text()};
+  register_system_routes(router, services);
+  if (config_.dev) register_dev_routes(router, services);
+
+  api::RateLimiter limiter(config_.rate_limit, config_.rate_burst);
+  std::vector<api::Middleware> layers = {
+      api::middleware::request_id(),       api::middleware::access_log(),
+      api::middleware::metrics(metrics),   api::middleware::security_headers(),
+      api::middleware::cors({split_list(config_.cors_origins)}), api::middleware::recover()};
+  if (config_.rate_limit > 0)
+    layers.push_back(api::middleware::rate_limit(limiter, {"/healthz", "/readyz", "/metrics"}));
+  layers.push_back(api::middleware::json_body());
+  api::Pipeline pipeline(std::move(layers), api::dispatch());
+
+  api::ServerOptions options;
+  options.host = host;
+  options.port = port;
+  options.threads = threads;
+  options.max_body = config_.max_body;
+  options.header_timeout = std::chrono::seconds(config_.header_timeout);
+  options.body_timeout = std::chrono::seconds(config_.body_timeout);
+  options.trust_proxy = config_.trust_proxy;
+  api::Server server(options, router, pipeline);
+  server_ptr = &server;
+  SignalWaiter signals(server.main_context());
+  uint16_t bound = server.start();
+  log::info("listening", {{"host", host},
+                          {"port", bound},
+                          {"database", db::engine_name(db_->engine())},
+                          {"threads", threads},
+                          {"workers", config_.workers},
+                          {"dev", config_.dev},
+                          {"version", SOUQ_VERSION}});
+
+  std::unique_ptr<jobs::Workers> workers;
+  if (config_.workers > 0) workers = std::make_unique<jobs::Workers>(*queue_, config_.workers, worker_prefix());
+
+  // Housekeeping once a minute (SQLite WAL checkpoint), on the blocking pool.
+  asio::steady_timer maintenance(server.main_context());
+  std::function<void()> schedule = [&] {
+    maintenance.expires_after(std::chrono::minutes(1));
+    maintenance.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      asio::post(blocking.executor(), [&] {
+        try {
+          db_->maintain();
+        } catch (const std::exception& e) {
+          log::warn("database maintenance failed", {{"error", e.what()}});
+        }
+      });
+      schedule();
+    });
+  };
+  schedule();
+
+  int sig = signals.wait();
+  log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                              {"in_flight", server.in_flight()}});
+  server.begin_shutdown();
+  if (!server.wait_idle(std::chrono::seconds(config_.shutdown_timeout)))
+    log::warn("shutdown timeout: abandoning requests in flight", {{"in_flight", server.in_flight()}});
+  if (workers) workers->stop();
+  asio::post(server.main_context(), [&] {
+    maintenance.cancel();
+    signals.cancel();
+  });
+  server.stop();
+  blocking.stop();
+  queue_.reset();
+  db_.reset();
+  log::info("stopped");
+  log::shutdown();
+  return 0;
+}
+
+int App::worker() {
+  open_database();
+  register_job_kinds();
+  asio::io_context ioc;
+  SignalWaiter signals(ioc);
+  std::thread signal_thread([&] { ioc.run(); });
+  int count = std::max(1, config_.workers);
+  jobs::Workers workers(*queue_, count, worker_prefix());
+  log::info("workers running", {{"workers", count}, {"database", db::engine_name(db_->engine())}});
+  int sig = signals.wait();
+  log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  workers.stop();
+  ioc.stop();
+  signal_thread.join();
+  db_.reset();
+  log::info("stopped");
+  log::shutdown();
+  return 0;
+}
+
+int App::migrate() {
+  open_database();
+  auto status = migrator_->status();
+  std::cout << "migrations applied: " << status.applied << ", pending: " << status.pending << "\n";
+  log::shutdown();
+  return status.pending == 0 ? 0 : 1;
+}
+
+int App::jobs_list(const std::string& status, int limit) {
+  open_database();
+  for (const auto& job : queue_->list(status, limit)) std::cout << job.dump() << "\n";
+  log::shutdown();
+  return 0;
+}
+
+int App::jobs_retry(const std::string& id) {
+  open_database();
+  bool ok = queue_->retry(id);
+  std::cout << (ok ? "queued again: " : "no dead job with id: ") << id << "\n";
+  log::shutdown();
+  return ok ? 0 : 1;
+}
+
+}  // namespace souq::app

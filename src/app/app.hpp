@@ -1,0 +1,55 @@
+// The composition root: builds the object graph from a Config and runs it.
+#pragma once
+#include <memory>
+
+#include "app/config.hpp"
+#include "core/blocking.hpp"
+#include "db/async.hpp"
+#include "db/database.hpp"
+#include "db/migrations.hpp"
+#include "http/metrics.hpp"
+#include "http/router.hpp"
+#include "jobs/queue.hpp"
+
+namespace souq::app {
+
+// What routes may use. Built once; outlives the server.
+struct Services {
+  const Config& config;
+  db::Database& db;
+  db::AsyncDatabase async_db;
+  BlockingPool& blocking;
+  db::Migrator& migrator;
+  jobs::Queue& queue;
+  jobs::Outbox& outbox;
+  api::Metrics& metrics;
+  std::function<bool()> draining;
+  std::string started_at;
+};
+
+void register_system_routes(api::Router& router, Services& services);
+// Routes and job kinds that exist only with --dev (tests and local development).
+void register_dev_routes(api::Router& router, Services& services);
+void register_dev_jobs(jobs::Queue& queue, db::Database& db);
+
+class App {
+ public:
+  explicit App(Config config);
+  ~App();
+  int serve();    // HTTP server and workers until SIGINT/SIGTERM
+  int worker();   // workers only, until SIGINT/SIGTERM
+  int migrate();  // applies pending migrations and exits
+  int jobs_list(const std::string& status, int limit);
+  int jobs_retry(const std::string& id);
+
+ private:
+  void open_database();
+  void register_job_kinds();
+  Config config_;
+  std::unique_ptr<db::Database> db_;
+  std::unique_ptr<db::Migrator> migrator_;
+  std::unique_ptr<jobs::Queue> queue_;
+  std::unique_ptr<jobs::Outbox> outbox_;
+};
+
+}  // namespace souq::app

@@ -1,0 +1,26 @@
+// Everything `souq` can be told, from flags or SOUQ_* environment variables.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace souq::app {
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string database = "sqlite:./var/souq.db";
+  int threads = 0;  // 0: one per core
+  int db_threads = 8;
+  int workers = 2;
+  bool dev = false;
+  size_t max_body = 1 << 20;
+  int header_timeout = 30;
+  int body_timeout = 30;
+  int shutdown_timeout = 10;
+  double rate_limit = 20;
+  double rate_burst = 60;
+  bool trust_proxy = false;
+  std::string cors_origins;
+  std::string log_level = "info";
+};
+
+}  // namespace souq::app

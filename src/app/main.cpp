@@ -1,0 +1,117 @@
+// souq: the command line. Every option has a SOUQ_* environment variable.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "app/app.hpp"
+
+using souq::app::App;
+using souq::app::Config;
+
+namespace {
+
+void add_common(CLI::App* cmd, Config& c) {
+  cmd->add_option("--database", c.database, "Database URL: sqlite:PATH or postgres://USER@HOST:PORT/DB")
+      ->envname("SOUQ_DATABASE")
+      ->capture_default_str();
+  cmd->add_option("--log-level", c.log_level, "debug, info, warn, error or off")
+      ->envname("SOUQ_LOG_LEVEL")
+      ->capture_default_str();
+  cmd->add_option("--db-threads", c.db_threads, "Blocking-pool threads; also the PostgreSQL pool size")
+      ->envname("SOUQ_DB_THREADS")
+      ->check(CLI::Range(1, 512))
+      ->capture_default_str();
+  cmd->add_flag("--dev", c.dev, "Development conveniences (dev routes and job kinds); never in production")
+      ->envname("SOUQ_DEV");
+}
+
+void add_workers(CLI::App* cmd, Config& c) {
+  cmd->add_option("--workers", c.workers, "Job worker threads in this process (0: none)")
+      ->envname("SOUQ_WORKERS")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"Souq: a marketplace engine (HTTP/JSON API, realtime, workers) in one binary."};
+  cli.require_subcommand(1);
+  Config c;
+
+  auto* serve = cli.add_subcommand("serve", "Run the HTTP server and job workers");
+  add_common(serve, c);
+  add_workers(serve, c);
+  serve->add_option("--listen", c.listen, "Address to listen on, HOST:PORT (port 0: any free port)")
+      ->envname("SOUQ_LISTEN")
+      ->capture_default_str();
+  serve->add_option("--threads", c.threads, "I/O threads (0: one per core)")
+      ->envname("SOUQ_THREADS")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  serve->add_option("--max-body", c.max_body, "Largest request body in bytes (413 beyond)")
+      ->envname("SOUQ_MAX_BODY")
+      ->capture_default_str();
+  serve->add_option("--header-timeout", c.header_timeout, "Seconds to wait for a request header, idle keep-alive included")
+      ->envname("SOUQ_HEADER_TIMEOUT")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  serve->add_option("--body-timeout", c.body_timeout, "Seconds to receive a request body")
+      ->envname("SOUQ_BODY_TIMEOUT")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  serve->add_option("--shutdown-timeout", c.shutdown_timeout, "Seconds in-flight requests get to finish on SIGTERM")
+      ->envname("SOUQ_SHUTDOWN_TIMEOUT")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  serve->add_option("--rate-limit", c.rate_limit, "Requests per second per client IP (0: no limit)")
+      ->envname("SOUQ_RATE_LIMIT")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  serve->add_option("--rate-burst", c.rate_burst, "Requests a client IP may make at once before the rate applies")
+      ->envname("SOUQ_RATE_BURST")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  serve->add_flag("--trust-proxy", c.trust_proxy, "Take the client IP from X-Forwarded-For (behind nginx only)")
+      ->envname("SOUQ_TRUST_PROXY");
+  serve->add_option("--cors-origins", c.cors_origins, "Origins allowed by CORS, comma separated, or *")
+      ->envname("SOUQ_CORS_ORIGINS")
+      ->capture_default_str();
+
+  auto* worker = cli.add_subcommand("worker", "Run job workers only (no HTTP server)");
+  add_common(worker, c);
+  add_workers(worker, c);
+
+  auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");
+  add_common(migrate, c);
+
+  auto* jobs = cli.add_subcommand("jobs", "Inspect the job queue");
+  jobs->require_subcommand(1);
+  std::string status = "dead", job_id;
+  int limit = 100;
+  auto* list = jobs->add_subcommand("list", "List jobs as JSON lines");
+  add_common(list, c);
+  list->add_option("--status", status, "queued, running or dead")
+      ->check(CLI::IsMember({"queued", "running", "dead"}))
+      ->capture_default_str();
+  list->add_option("--limit", limit, "At most this many")->capture_default_str();
+  auto* retry = jobs->add_subcommand("retry", "Queue a dead job again");
+  add_common(retry, c);
+  retry->add_option("id", job_id, "The job id")->required();
+
+  cli.add_subcommand("version", "Print the version")->callback([] { std::cout << "souq " << SOUQ_VERSION << "\n"; });
+
+  CLI11_PARSE(cli, argc, argv);
+  if (cli.got_subcommand("version")) return 0;
+  try {
+    App app(c);
+    if (cli.got_subcommand(serve)) return app.serve();
+    if (cli.got_subcommand(worker)) return app.worker();
+    if (cli.got_subcommand(migrate)) return app.migrate();
+    if (list->parsed()) return app.jobs_list(status, limit);
+    if (retry->parsed()) return app.jobs_retry(job_id);
+  } catch (const std::exception& e) {
+    std::cerr << "souq: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

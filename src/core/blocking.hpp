@@ -1,0 +1,60 @@
+// The blocking pool: threads for work that may block (database calls, password
+// hashing, outbound HTTP). A coroutine on an I/O thread awaits
+// `pool.run(fn)`; fn runs on a pool thread and the coroutine resumes on its own
+// executor with fn's result, or fn's exception rethrown.
+#pragma once
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <variant>
+
+#include "core/asio.hpp"
+
+namespace souq {
+
+class BlockingPool {
+ public:
+  explicit BlockingPool(int threads) : pool_(threads > 0 ? threads : 1) {}
+  ~BlockingPool() { stop(); }
+
+  void stop() {
+    pool_.stop();
+    pool_.join();
+  }
+
+  asio::thread_pool::executor_type executor() { return pool_.get_executor(); }
+
+  template <class F>
+  awaitable<std::invoke_result_t<F&>> run(F fn) {
+    using R = std::invoke_result_t<F&>;
+    using Box = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+    auto boxed = co_await asio::async_initiate<decltype(use_awaitable), void(std::exception_ptr, std::optional<Box>)>(
+        [this](auto handler, F f) {
+          auto work = asio::prefer(asio::get_associated_executor(handler), asio::execution::outstanding_work.tracked);
+          asio::post(pool_, [f = std::move(f), handler = std::move(handler), work]() mutable {
+            std::exception_ptr error;
+            std::optional<Box> result;
+            try {
+              if constexpr (std::is_void_v<R>) {
+                f();
+                result.emplace();
+              } else {
+                result.emplace(f());
+              }
+            } catch (...) {
+              error = std::current_exception();
+            }
+            asio::post(work, [handler = std::move(handler), error, result = std::move(result)]() mutable {
+              std::move(handler)(error, std::move(result));
+            });
+          });
+        },
+        use_awaitable, std::move(fn));
+    if constexpr (!std::is_void_v<R>) co_return std::move(*boxed);
+  }
+
+ private:
+  asio::thread_pool pool_;
+};
+
+}  // namespace souq

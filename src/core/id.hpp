@@ -1,0 +1,13 @@
+// Opaque, prefixed, time-sortable identifiers: "<prefix>_" + 26 characters of
+// Crockford base32 (48-bit millisecond timestamp, then 80 random bits), like a
+// ULID in lower case. Ids made later sort after ids made earlier; ids made in
+// the same millisecond by one process still sort in creation order.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace souq {
+std::string new_id(std::string_view prefix);
+// True when text is "<prefix>_" + 26 base32 characters (any prefix when empty).
+bool is_id(std::string_view text, std::string_view prefix = {});
+}  // namespace souq

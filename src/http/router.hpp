@@ -1,0 +1,52 @@
+// Method + path-template routing. Templates are literal segments and typed
+// parameters: "/api/v1/requests/{id}" (any segment), "{n:int}" (a 64-bit
+// integer), "{id:id}" (a Souq id such as req_01h…). Literal segments win over
+// parameters. A path that matches no template is 404; one whose template lacks
+// the method is 405 with the methods it has.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/request.hpp"
+
+namespace souq::api {
+
+using Handler = std::function<awaitable<Response>(Request&)>;
+
+struct RouteOptions {
+  bool raw_body = false;  // the handler reads message.body() itself (webhooks, uploads): no JSON parsing
+};
+
+struct Route {
+  std::string pattern;
+  http::verb method;
+  Handler handler;
+  RouteOptions options;
+};
+
+class Router {
+ public:
+  Router();
+  ~Router();
+  // Throws std::invalid_argument for a malformed template or a duplicate route.
+  void add(http::verb method, const std::string& pattern, Handler handler, RouteOptions options = {});
+  void get(const std::string& p, Handler h, RouteOptions o = {}) { add(http::verb::get, p, std::move(h), o); }
+  void post(const std::string& p, Handler h, RouteOptions o = {}) { add(http::verb::post, p, std::move(h), o); }
+  void put(const std::string& p, Handler h, RouteOptions o = {}) { add(http::verb::put, p, std::move(h), o); }
+  void patch(const std::string& p, Handler h, RouteOptions o = {}) { add(http::verb::patch, p, std::move(h), o); }
+  void del(const std::string& p, Handler h, RouteOptions o = {}) { add(http::verb::delete_, p, std::move(h), o); }
+
+  // Fills req.matched, req.route, req.params, or req.allowed when only the method is wrong.
+  void match(Request& req) const;
+  std::vector<const Route*> routes() const;
+
+ private:
+  struct Node;
+  std::unique_ptr<Node> root_;
+  std::vector<std::unique_ptr<Route>> routes_;
+};
+
+}  // namespace souq::api
