@@ -147,6 +147,7 @@ int App::serve() {
                           {"workers", config_.workers},
                           {"dev", config_.dev},
                           {"version", SOUQ_VERSION}});
+  log::flush();  // whoever waits for this line (a supervisor, the test harness) sees it now
 
   std::unique_ptr<jobs::Workers> workers;
   if (config_.workers > 0) workers = std::make_unique<jobs::Workers>(*queue_, config_.workers, worker_prefix());

@@ -1,17 +1,17 @@
 #include "core/log.hpp"
 
-#include <spdlog/async.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "core/time.hpp"
 
 namespace souq::log {
 namespace {
-std::atomic<int> g_level{int(Level::info)};
-std::shared_ptr<spdlog::logger> g_logger;
 
 const char* level_name(Level level) {
   switch (level) {
@@ -22,19 +22,101 @@ const char* level_name(Level level) {
     default: return "off";
   }
 }
+
+class Writer {
+ public:
+  void start(int fd) {
+    std::lock_guard lock(mutex_);
+    fd_ = fd;
+    if (thread_.joinable()) return;
+    stop_ = false;
+    thread_ = std::thread([this] { run(); });
+  }
+  void append(std::string_view line, bool urgent) {
+    std::unique_lock lock(mutex_);
+    buffer_.append(line);
+    buffer_ += '\n';
+    if (urgent || buffer_.size() >= kFlushAt || !thread_.joinable()) write_out(lock);
+  }
+  void flush() {
+    std::unique_lock lock(mutex_);
+    write_out(lock);
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    flush();
+  }
+
+ private:
+  static constexpr size_t kFlushAt = 64 * 1024;
+
+  // Called with `lock` (on mutex_) held; returns with it held. Locks are
+  // always taken write_mutex_ first, then mutex_, so flushers cannot deadlock,
+  // and batches reach stdout in the order they were swapped out.
+  void write_out(std::unique_lock<std::mutex>& lock) {
+    if (buffer_.empty()) return;
+    lock.unlock();
+    {
+      std::lock_guard order(write_mutex_);
+      std::string out;
+      lock.lock();
+      out.swap(buffer_);
+      lock.unlock();
+      size_t done = 0;
+      while (done < out.size()) {
+        ssize_t n = ::write(fd_, out.data() + done, out.size() - done);
+        if (n <= 0) {
+          if (n < 0 && errno == EINTR) continue;
+          break;  // stdout is gone; nothing better to do with logs
+        }
+        done += size_t(n);
+      }
+    }
+    lock.lock();
+  }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stop_; });
+      write_out(lock);
+    }
+  }
+
+  std::mutex mutex_, write_mutex_;
+  std::condition_variable cv_;
+  std::string buffer_;
+  std::thread thread_;
+  bool stop_ = false;
+  int fd_ = STDOUT_FILENO;
+};
+
+std::atomic<int> g_level{int(Level::info)};
+Writer& writer() {
+  static Writer w;
+  return w;
+}
+
+void begin_line(std::string& line, Level level, std::string_view msg) {
+  line.reserve(256);
+  line += R"({"ts":")";
+  line += now_text();
+  line += R"(","level":")";
+  line += level_name(level);
+  line += R"(","msg":)";
+  append_json_string(line, msg);
+}
+
 }  // namespace
 
-void init(Level level) {
+void init(Level level, int fd) {
   g_level = int(level);
-  if (g_logger) return;
-  // Logging happens on a background thread so that a slow stdout never stalls
-  // the I/O threads; when its queue is full, callers wait rather than lose lines.
-  spdlog::init_thread_pool(16384, 1);
-  auto sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-  g_logger = std::make_shared<spdlog::async_logger>("souq", sink, spdlog::thread_pool(),
-                                                    spdlog::async_overflow_policy::block);
-  g_logger->set_pattern("%v");
-  g_logger->set_level(spdlog::level::trace);
+  writer().start(fd);
 }
 
 bool parse_level(std::string_view text, Level& out) {
@@ -43,38 +125,104 @@ bool parse_level(std::string_view text, Level& out) {
   return false;
 }
 
-bool enabled(Level level) { return int(level) >= g_level.load(std::memory_order_relaxed) && level != Level::off; }
+bool enabled(Level level) { return level != Level::off && int(level) >= g_level.load(std::memory_order_relaxed); }
 
 void write(Level level, std::string_view msg, const nlohmann::json& fields) {
   if (!enabled(level)) return;
   std::string line;
-  line.reserve(160);
-  line += R"({"ts":")";
-  line += now_text();
-  line += R"(","level":")";
-  line += level_name(level);
-  line += R"(","msg":)";
-  line += nlohmann::json(msg).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  begin_line(line, level, msg);
   if (fields.is_object() && !fields.empty()) {
     std::string rest = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     line += ',';
-    line.append(rest, 1, rest.size() - 1);  // drop the opening brace; keeps the closing one
+    line.append(rest, 1, rest.size() - 1);  // without the opening brace; keeps the closing one
   } else {
     line += '}';
   }
-  if (g_logger) g_logger->info(line);
-  else std::fprintf(stderr, "%s\n", line.c_str());
+  writer().append(line, level >= Level::warn);
 }
 
-void flush() {
-  if (g_logger) g_logger->flush();
+void flush() { writer().flush(); }
+void shutdown() { writer().stop(); }
+
+Line::Line(Level level, std::string_view msg) : level_(level), on_(enabled(level)) {
+  if (on_) begin_line(text_, level, msg);
 }
 
-void shutdown() {
-  if (!g_logger) return;
-  g_logger->flush();
-  g_logger.reset();
-  spdlog::shutdown();  // joins the logging thread after it has written every queued line
+void Line::key(std::string_view k) {
+  text_ += ',';
+  append_json_string(text_, k);
+  text_ += ':';
+}
+
+Line& Line::str(std::string_view k, std::string_view value) {
+  if (!on_) return *this;
+  key(k);
+  append_json_string(text_, value);
+  return *this;
+}
+
+Line& Line::num(std::string_view k, int64_t value) {
+  if (!on_) return *this;
+  key(k);
+  text_ += std::to_string(value);
+  return *this;
+}
+
+Line& Line::num(std::string_view k, double value) {
+  if (!on_) return *this;
+  key(k);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", value);
+  text_ += buf;
+  return *this;
+}
+
+void Line::write() {
+  if (!on_) return;
+  text_ += '}';
+  writer().append(text_, level_ >= Level::warn);
+}
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not one.
+static size_t utf8_sequence(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  if (n == 3 && ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) > 0x9F))) return 0;  // overlong, surrogate
+  if (n == 4 && ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) > 0x8F))) return 0;  // overlong, > U+10FFFF
+  return n;
+}
+
+void append_json_string(std::string& out, std::string_view value) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  for (size_t i = 0; i < value.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(value[i]);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else if (c < 0x80) {
+          out += char(c);
+        } else if (size_t n = utf8_sequence(value, i)) {
+          out.append(value, i, n);
+          i += n - 1;
+        } else {
+          out += "\\ufffd";  // not UTF-8: keep the line valid JSON
+        }
+    }
+  }
+  out += '"';
 }
 
 }  // namespace souq::log

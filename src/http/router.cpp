@@ -1,6 +1,7 @@
 #include "http/router.hpp"
 
 #include <charconv>
+#include <regex>
 #include <stdexcept>
 
 #include "core/id.hpp"
@@ -81,7 +82,9 @@ void Router::add(http::verb method, const std::string& pattern, Handler handler,
   }
   if (node->methods.count(method))
     throw std::invalid_argument("duplicate route " + std::string(http::to_string(method)) + " " + pattern);
-  routes_.push_back(std::make_unique<Route>(Route{pattern, method, std::move(handler), options}));
+  static const std::regex typed(R"(\{([^}:]+):[^}]+\})");
+  routes_.push_back(std::make_unique<Route>(
+      Route{pattern, std::regex_replace(pattern, typed, "{$1}"), method, std::move(handler), options}));
   node->methods[method] = routes_.back().get();
 }
 
@@ -112,7 +115,7 @@ void Router::match(Request& req) const {
   auto method = req.method() == http::verb::head ? http::verb::get : req.method();
   auto it = node->methods.find(method);
   const Route* any = node->methods.begin()->second;
-  req.route = any->pattern;
+  req.route = any->name;
   if (it == node->methods.end()) {
     for (auto& [verb, _] : node->methods) req.allowed.push_back(verb);
     return;

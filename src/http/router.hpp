@@ -21,7 +21,8 @@ struct RouteOptions {
 };
 
 struct Route {
-  std::string pattern;
+  std::string pattern;  // as registered: "/items/{n:int}"
+  std::string name;     // without parameter types, for logs, metrics and docs: "/items/{n}"
   http::verb method;
   Handler handler;
   RouteOptions options;

@@ -113,7 +113,13 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
     conn.idle = false;
 
     Request req;
-    if (ec == http::error::header_limit) {
+    auto too_large = [&] {
+      return ApiError(413, "payload_too_large", "The body exceeds " + std::to_string(options_.max_body) + " bytes.",
+                      {{"max_bytes", options_.max_body}});
+    };
+    if (ec == http::error::body_limit) {  // Beast checks Content-Length against the limit with the header
+      req.early_error = too_large();
+    } else if (ec == http::error::header_limit) {
       req.early_error = ApiError(431, "headers_too_large",
                                  "The request headers exceed " + std::to_string(options_.max_header) + " bytes.");
     } else if (is_parse_error(ec)) {
@@ -131,9 +137,7 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
     if (!req.early_error) {
       auto length = parser.content_length();
       if (length && *length > options_.max_body) {
-        req.early_error = ApiError(413, "payload_too_large",
-                                   "The body exceeds " + std::to_string(options_.max_body) + " bytes.",
-                                   {{"max_bytes", options_.max_body}});
+        req.early_error = too_large();
       } else if (!parser.is_done()) {
         if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
           http::response<http::empty_body> go_on{http::status::continue_, 11};
@@ -143,9 +147,7 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
         conn.stream.expires_after(options_.body_timeout);
         co_await http::async_read(conn.stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
         if (ec == http::error::body_limit)
-          req.early_error = ApiError(413, "payload_too_large",
-                                     "The body exceeds " + std::to_string(options_.max_body) + " bytes.",
-                                     {{"max_bytes", options_.max_body}});
+          req.early_error = too_large();
         else if (is_parse_error(ec))
           req.early_error = ApiError(400, "bad_request", "The request body is malformed: " + ec.message() + ".");
         else if (ec)
@@ -154,8 +156,7 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
     }
 
     if (req.early_error) {
-      req.message.version(11);
-      req.message.method(http::verb::unknown);
+      req.message.version(11);  // a default message's method is already "unknown"
       if (parser.is_header_done()) req.message = parser.release();
       req.message.body().clear();
       close = true;

@@ -53,7 +53,7 @@ std::vector<Job> Queue::claim(const std::string& worker, int limit) {
   if (claim_sql_.empty()) {
     std::string kinds;
     int n = 5;
-    for (auto& [kind, _] : handlers_) kinds += (kinds.empty() ? "$" : ", $") + std::to_string(n++);
+    for (size_t i = 0; i < handlers_.size(); ++i) kinds += (kinds.empty() ? "$" : ", $") + std::to_string(n++);
     claim_sql_ =
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2,"
         " updated_at = $3 WHERE id IN (SELECT id FROM jobs WHERE"
@@ -64,7 +64,7 @@ std::vector<Job> Queue::claim(const std::string& worker, int limit) {
   }
   auto t = now();
   db::Params params = {worker, format_time(t + options_.lease), format_time(t), limit};
-  for (auto& [kind, _] : handlers_) params.emplace_back(kind);
+  for (const auto& entry : handlers_) params.emplace_back(entry.first);
   return db_.write([&](db::Tx& tx) {
     std::vector<Job> jobs;
     for (const auto& row : tx.query(claim_sql_, params)) jobs.push_back(job_from_row(row));

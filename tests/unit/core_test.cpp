@@ -26,7 +26,7 @@ TEST(Id, HasPrefixAndSortsByCreation) {
 
 TEST(Id, RejectsMalformed) {
   EXPECT_FALSE(is_id("req_"));
-  EXPECT_FALSE(is_id("req_0123456789abcdefghjkmnpqrs"));   // 28 chars
+  EXPECT_FALSE(is_id("req_0123456789abcdefghjkmnpqrst"));  // 27 characters
   EXPECT_FALSE(is_id("req_0123456789abcdefghjkmnpqrI"));   // 'I' is not Crockford base32 lower case
   EXPECT_FALSE(is_id("_0123456789abcdefghjkmnpqrs"));
   EXPECT_FALSE(is_id("req_8123456789abcdefghjkmnpqrs"));   // above 2^128
@@ -134,4 +134,52 @@ TEST(Envelope, SuccessAndErrorShapes) {
   EXPECT_EQ(err["error"]["message"], "Taken");
   EXPECT_EQ(err["error"]["details"]["offer"], "o1");
   EXPECT_FALSE(error_envelope(ApiError::not_found(), "r")["error"].contains("details"));
+}
+
+#include "core/log.hpp"
+
+TEST(Log, JsonStringsStayValidWhateverTheBytes) {
+  std::string out;
+  log::append_json_string(out, "a\"b\\c\n\x01 تمر \xff\xfe end \xed\xa0\x80");
+  auto parsed = json::parse(out);  // throws if the line is not valid JSON
+  EXPECT_EQ(parsed.get<std::string>(), "a\"b\\c\n\x01 تمر \xEF\xBF\xBD\xEF\xBF\xBD end \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <thread>
+
+TEST(Log, ManyThreadsLoggingAndFlushingFinishWithEveryLineWritten) {
+  char path[] = "/tmp/souq-log-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  log::init(log::Level::info, fd);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([t] {
+      for (int i = 0; i < 3000; ++i) {
+        // Warnings flush at once, so flushes race with appends and each other.
+        if (i % 7 == 0) log::warn("w", {{"t", t}, {"i", i}});
+        else log::Line(log::Level::info, "i").num("t", int64_t(t)).num("i", int64_t(i)).write();
+        if (i % 500 == 0) log::flush();
+      }
+    });
+  for (auto& th : threads) th.join();
+  log::shutdown();
+  lseek(fd, 0, SEEK_SET);
+  std::string text;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
+  close(fd);
+  unlink(path);
+  size_t lines = 0, start = 0;
+  std::vector<int> last(8, -1);
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1, ++lines) {
+    auto line = json::parse(text.substr(start, nl - start));
+    int t = line["t"], i = line["i"];
+    EXPECT_EQ(i, last[t] + 1) << "lines of one thread stay in order";
+    last[t] = i;
+  }
+  EXPECT_EQ(lines, 8u * 3000u);
 }
