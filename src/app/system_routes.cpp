@@ -2,6 +2,10 @@
 #include "app/app.hpp"
 #include "http/response.hpp"
 
+namespace souq {
+std::string_view openapi_yaml();  // generated from docs/openapi.yaml
+}
+
 namespace souq::app {
 
 using api::Request;
@@ -55,6 +59,12 @@ void register_system_routes(api::Router& router, Services& s) {
       // The database is down: report what we have; /readyz says why.
     }
     co_return api::text_response(req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8", std::move(out));
+  });
+
+  router.get("/api/v1/openapi.yaml", [](Request& req) -> awaitable<Response> {
+    auto res = api::text_response(req, http::status::ok, "application/yaml; charset=utf-8", std::string(openapi_yaml()));
+    res.set(http::field::cache_control, "public, max-age=300");
+    co_return res;
   });
 
   router.get("/api/v1/status", [&s](Request& req) -> awaitable<Response> {

@@ -33,6 +33,13 @@ if (ENGINE !== 'sqlite' && ENGINE !== 'postgres') {
 const PG_CLUSTER = path.join(REPO, 'tests', 'support', 'pg-cluster.sh');
 const KEEP = process.env.SOUQ_TEST_KEEP === '1';
 
+// Loaded lazily: openapi.mjs imports this module too.
+let checkResponseFn = null;
+async function specChecker() {
+  checkResponseFn ??= (await import('./openapi.mjs')).checkResponse;
+  return checkResponseFn;
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- cleanup
@@ -572,14 +579,17 @@ export async function startSouq(opts = {}) {
 
     async request(method, urlPath, o = {}) {
       if (!server.port) throw new Error('server not listening');
+      let res;
       try {
-        return await httpRequest(server.port, method, urlPath, o);
+        res = await httpRequest(server.port, method, urlPath, o);
       } catch (err) {
         // A refused or reset connection is often a crashed server: say so.
         await Promise.race([exited, sleep(200)]);
         if (exitInfo) err.message += `\n(the server has exited)\n${server.describe()}`;
         throw err;
       }
+      if (!o.skipSpecCheck) (await specChecker())(method, urlPath, res);
+      return res;
     },
     get(urlPath, o) { return server.request('GET', urlPath, o); },
     post(urlPath, body, o = {}) { return server.request('POST', urlPath, { ...o, body }); },
