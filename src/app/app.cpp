@@ -7,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "core/id.hpp"
 #include "core/log.hpp"
 #include "core/time.hpp"
 #include "http/middleware.hpp"
@@ -41,10 +42,12 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+// Unique per process even where every container is pid 1 on a reused
+// hostname: the job guards (locked_by) must tell two nodes apart.
 std::string worker_prefix() {
   char host[256] = "host";
   gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(getpid());
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + new_id("w").substr(2 + 10, 6);
 }
 
 // Blocks until SIGINT or SIGTERM; a second signal while shutting down exits at once.
@@ -176,7 +179,7 @@ int App::serve() {
   server.begin_shutdown();
   if (!server.wait_idle(std::chrono::seconds(config_.shutdown_timeout)))
     log::warn("shutdown timeout: abandoning requests in flight", {{"in_flight", server.in_flight()}});
-  if (workers) workers->stop();
+  workers.reset();  // joins the worker threads before the queue goes
   asio::post(server.main_context(), [&] {
     maintenance.cancel();
     signals.cancel();

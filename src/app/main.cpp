@@ -1,4 +1,6 @@
 // souq: the command line. Every option has a SOUQ_* environment variable.
+#include <sodium.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -34,6 +36,10 @@ void add_workers(CLI::App* cmd, Config& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (sodium_init() < 0) {
+    std::cerr << "souq: libsodium could not initialise\n";
+    return 1;
+  }
   CLI::App cli{"Souq: a marketplace engine (HTTP/JSON API, realtime, workers) in one binary."};
   cli.require_subcommand(1);
   Config c;

@@ -14,15 +14,20 @@ namespace souq {
 
 class BlockingPool {
  public:
-  explicit BlockingPool(int threads) : pool_(threads > 0 ? threads : 1) {}
+  explicit BlockingPool(int threads) : pool_(std::in_place, threads > 0 ? threads : 1) {}
   ~BlockingPool() { stop(); }
 
+  // Joins the threads and destroys work that never started. Call it while the
+  // io_contexts that awaiting coroutines resume on still exist (stopped is
+  // fine): destroying such work hands those coroutines back to them to unwind.
   void stop() {
-    pool_.stop();
-    pool_.join();
+    if (!pool_) return;
+    pool_->stop();
+    pool_->join();
+    pool_.reset();
   }
 
-  asio::thread_pool::executor_type executor() { return pool_.get_executor(); }
+  asio::thread_pool::executor_type executor() { return pool_->get_executor(); }
 
   template <class F>
   awaitable<std::invoke_result_t<F&>> run(F fn) {
@@ -31,7 +36,7 @@ class BlockingPool {
     auto boxed = co_await asio::async_initiate<decltype(use_awaitable), void(std::exception_ptr, std::optional<Box>)>(
         [this](auto handler, F f) {
           auto work = asio::prefer(asio::get_associated_executor(handler), asio::execution::outstanding_work.tracked);
-          asio::post(pool_, [f = std::move(f), handler = std::move(handler), work]() mutable {
+          asio::post(*pool_, [f = std::move(f), handler = std::move(handler), work]() mutable {
             std::exception_ptr error;
             std::optional<Box> result;
             try {
@@ -54,7 +59,7 @@ class BlockingPool {
   }
 
  private:
-  asio::thread_pool pool_;
+  std::optional<asio::thread_pool> pool_;
 };
 
 }  // namespace souq

@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <cstdint>
 #include <mutex>
 
@@ -26,6 +27,8 @@ State& state() {
 // Random bytes from a per-thread buffer refilled 4 KiB at a time, so that an
 // id costs one getrandom(2) per ~400 ids instead of one each.
 void random_bytes(uint8_t* out, size_t n) {
+  static const bool sodium_ready = sodium_init() >= 0;  // thread-safe once
+  if (!sodium_ready) throw std::runtime_error("libsodium could not initialise");
   thread_local std::array<uint8_t, 4096> pool;
   thread_local size_t used = pool.size();
   if (used + n > pool.size()) {

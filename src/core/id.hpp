@@ -2,6 +2,9 @@
 // Crockford base32 (48-bit millisecond timestamp, then 80 random bits), like a
 // ULID in lower case. Ids made later sort after ids made earlier; ids made in
 // the same millisecond by one process still sort in creation order.
+//
+// Ids are not secrets: one made in the same millisecond as another is that
+// one plus one. Tokens, OTPs and capability links take randomness of their own.
 #pragma once
 #include <string>
 #include <string_view>

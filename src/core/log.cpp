@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/time.hpp"
+#include "core/utf8.hpp"
 
 namespace souq::log {
 namespace {
@@ -25,6 +26,9 @@ const char* level_name(Level level) {
 
 class Writer {
  public:
+  // At exit without log::shutdown() (an exception left main): join, don't terminate.
+  ~Writer() { stop(); }
+
   void start(int fd) {
     std::lock_guard lock(mutex_);
     fd_ = fd;
@@ -183,19 +187,6 @@ void Line::write() {
   writer().append(text_, level_ >= Level::warn);
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not one.
-static size_t utf8_sequence(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k)
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-  if (n == 3 && ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) > 0x9F))) return 0;  // overlong, surrogate
-  if (n == 4 && ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) > 0x8F))) return 0;  // overlong, > U+10FFFF
-  return n;
-}
-
 void append_json_string(std::string& out, std::string_view value) {
   static const char* hex = "0123456789abcdef";
   out += '"';
@@ -214,7 +205,7 @@ void append_json_string(std::string& out, std::string_view value) {
           out += hex[c & 15];
         } else if (c < 0x80) {
           out += char(c);
-        } else if (size_t n = utf8_sequence(value, i)) {
+        } else if (size_t n = utf8::sequence_length(value, i)) {
           out.append(value, i, n);
           i += n - 1;
         } else {

@@ -100,7 +100,10 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
   } unregister{context, &conn};
 
   const std::string peer = client_address(conn.stream);
-  beast::flat_buffer buffer;
+  // Bounded: Beast does not limit a chunk-size line, so a client could grow
+  // an unbounded buffer until the body timeout. Body bytes pass through it
+  // into the body, so a header's worth plus a read's worth is enough.
+  beast::flat_buffer buffer(options_.max_header + 64 * 1024);
   bool close = false;
   while (!close && !draining_) {
     beast::error_code ec;

@@ -5,6 +5,7 @@
 
 #include "core/id.hpp"
 #include "core/log.hpp"
+#include "core/utf8.hpp"
 
 namespace souq::jobs {
 namespace {
@@ -27,7 +28,15 @@ Queue::Queue(db::Database& db, QueueOptions options) : db_(db), options_(options
 
 void Queue::handle(const std::string& kind, Handler handler) {
   handlers_[kind] = std::move(handler);
-  claim_sql_.clear();  // rebuilt with the new kind list at the next claim
+  std::string kinds;
+  for (size_t i = 0; i < handlers_.size(); ++i) kinds += (i ? ", $" : "$") + std::to_string(i + 5);
+  claim_sql_ =
+      "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2,"
+      " updated_at = $3 WHERE id IN (SELECT id FROM jobs WHERE"
+      " ((status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until < $3))"
+      " AND kind IN (" + kinds + ") ORDER BY run_at, id LIMIT $4" +
+      std::string(db_.engine() == db::Engine::postgres ? " FOR UPDATE SKIP LOCKED" : "") +
+      ") RETURNING id, kind, payload, attempts, max_attempts, request_id, created_at";
 }
 
 std::optional<std::string> Queue::enqueue(db::Tx& tx, const std::string& kind, const nlohmann::json& payload,
@@ -50,18 +59,6 @@ std::optional<std::string> Queue::enqueue(db::Tx& tx, const std::string& kind, c
 
 std::vector<Job> Queue::claim(const std::string& worker, int limit) {
   if (handlers_.empty()) return {};
-  if (claim_sql_.empty()) {
-    std::string kinds;
-    int n = 5;
-    for (size_t i = 0; i < handlers_.size(); ++i) kinds += (kinds.empty() ? "$" : ", $") + std::to_string(n++);
-    claim_sql_ =
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2,"
-        " updated_at = $3 WHERE id IN (SELECT id FROM jobs WHERE"
-        " ((status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until < $3))"
-        " AND kind IN (" + kinds + ") ORDER BY run_at, id LIMIT $4" +
-        std::string(db_.engine() == db::Engine::postgres ? " FOR UPDATE SKIP LOCKED" : "") +
-        ") RETURNING id, kind, payload, attempts, max_attempts, request_id, created_at";
-  }
   auto t = now();
   db::Params params = {worker, format_time(t + options_.lease), format_time(t), limit};
   for (const auto& entry : handlers_) params.emplace_back(entry.first);
@@ -128,7 +125,8 @@ void Queue::fail(const std::string& worker, const Job& job, const std::string& e
         "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,"
         " run_at = $3, last_error = $4, locked_by = NULL, locked_until = NULL, updated_at = $5"
         " WHERE id = $1 AND locked_by = $2 AND status = 'running'",
-        {job.id, worker, format_time(t + duration_cast<milliseconds>(backoff)), error.substr(0, 2000), format_time(t)});
+        {job.id, worker, format_time(t + duration_cast<milliseconds>(backoff)), utf8::sanitize(error, 2000),
+         format_time(t)});
   });
 }
 
@@ -210,6 +208,7 @@ Workers::Workers(Queue& queue, int count, std::string name_prefix) : queue_(queu
 Workers::~Workers() { stop(); }
 
 void Workers::stop() {
+  if (threads_.empty()) return;
   queue_.stop();
   for (auto& t : threads_)
     if (t.joinable()) t.join();

@@ -61,6 +61,8 @@ class Queue {
   Queue(db::Database& db, QueueOptions options = {});
 
   // Registers the handler for a kind. Workers claim only kinds they know.
+  // Register every kind before starting Workers: workers read the handler
+  // table without a lock.
   void handle(const std::string& kind, Handler handler);
   bool knows(const std::string& kind) const { return handlers_.count(kind) > 0; }
 

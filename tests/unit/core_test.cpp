@@ -183,3 +183,14 @@ TEST(Log, ManyThreadsLoggingAndFlushingFinishWithEveryLineWritten) {
   }
   EXPECT_EQ(lines, 8u * 3000u);
 }
+
+#include "core/utf8.hpp"
+
+TEST(Utf8, SanitizeReplacesInvalidBytesAndCutsOnABoundary) {
+  EXPECT_EQ(utf8::sanitize("ok"), "ok");
+  EXPECT_EQ(utf8::sanitize("a\xff" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(utf8::sanitize(std::string("a\0b", 3)), "ab");
+  EXPECT_EQ(utf8::sanitize("\xF5\x80\x80\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << "F5 never starts UTF-8";
+  EXPECT_EQ(utf8::sanitize("تمر", 5), "تم") << "three 2-byte letters cut to 5 bytes keep two whole letters";
+  EXPECT_EQ(utf8::sanitize("\xE0\x80\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << "overlong";
+}

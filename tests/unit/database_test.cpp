@@ -158,3 +158,55 @@ TEST(DatabaseUrl, RejectsUnknownSchemes) {
 }
 
 SOUQ_ENGINES(DatabaseTest);
+
+class DatabaseSemanticsTest : public EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    db = database_.open();
+    db->write([](db::Tx& tx) { tx.script("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)"); });
+  }
+  int64_t count() {
+    return db->read([](db::Tx& tx) { return tx.query_one("SELECT COUNT(*) AS n FROM t")->integer("n"); });
+  }
+  std::unique_ptr<db::Database> db;
+};
+
+TEST_P(DatabaseSemanticsTest, ACaughtStatementErrorDoomsTheWholeTransaction) {
+  db->write([](db::Tx& tx) { tx.exec("INSERT INTO t (id, v) VALUES (1, 'a')"); });
+  bool hook = false;
+  EXPECT_THROW(db->write([&](db::Tx& tx) {
+    tx.exec("INSERT INTO t (id, v) VALUES (2, 'b')");
+    try {
+      tx.exec("INSERT INTO t (id, v) VALUES (3, 'a')");  // unique violation, caught
+    } catch (const db::ConstraintError&) {
+    }
+    tx.after_commit([&] { hook = true; });
+  }),
+               db::Error);
+  EXPECT_FALSE(hook);
+  EXPECT_EQ(count(), 1) << "row 2 must not have been committed on either engine";
+}
+
+TEST_P(DatabaseSemanticsTest, AReadSeesOneSnapshotForAllItsStatements) {
+  std::atomic<bool> first_read{false}, written{false};
+  std::thread writer([&] {
+    while (!first_read) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    db->write([](db::Tx& tx) { tx.exec("INSERT INTO t (id, v) VALUES (1, 'late')"); });
+    written = true;
+  });
+  auto counts = db->read([&](db::Tx& tx) {
+    auto before = tx.query_one("SELECT COUNT(*) AS n FROM t")->integer("n");
+    first_read = true;
+    while (!written) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    auto after = tx.query_one("SELECT COUNT(*) AS n FROM t")->integer("n");
+    return std::make_pair(before, after);
+  });
+  writer.join();
+  EXPECT_EQ(counts.first, 0);
+  EXPECT_EQ(counts.second, 0) << "a row committed during the read must not appear in it";
+  EXPECT_EQ(count(), 1);
+}
+
+SOUQ_ENGINES(DatabaseSemanticsTest);

@@ -10,6 +10,14 @@
 namespace souq::db {
 namespace {
 
+// A connect timeout unless the URL sets one: an unreachable server must not
+// hold a pool thread for the kernel's TCP timeout. URL settings win.
+PGconn* connect(const std::string& url) {
+  const char* keywords[] = {"connect_timeout", "dbname", nullptr};
+  const char* values[] = {"10", url.c_str(), nullptr};
+  return PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+}
+
 struct ResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }
 };
@@ -22,7 +30,7 @@ constexpr Oid kBool = 16, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kFloat4
 
 class PgConnection final : public Tx {
  public:
-  explicit PgConnection(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
+  explicit PgConnection(const std::string& url) : conn_(connect(url)) {
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
       std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
       PQfinish(conn_);
@@ -31,11 +39,18 @@ class PgConnection final : public Tx {
     }
     // Keep PostgreSQL's NOTICEs (e.g. "table exists, skipping") out of stderr.
     PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
-    script("SET TIME ZONE 'UTC'");
+    try {
+      script("SET TIME ZONE 'UTC'");
+    } catch (...) {
+      PQfinish(conn_);
+      throw;
+    }
   }
   ~PgConnection() override { PQfinish(conn_); }
 
   Engine engine() const override { return Engine::postgres; }
+  // True when a statement failed and the transaction can only roll back.
+  bool aborted() const { return PQtransactionStatus(conn_) == PQTRANS_INERROR; }
   bool healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
 
   Rows query(std::string_view sql, const Params& params) override {
@@ -199,8 +214,13 @@ void PostgresDatabase::run(Kind kind, const std::function<void(Tx&)>& fn) {
     conn->take_after_commit();
     bool committing = false;
     try {
-      conn->script(kind == Kind::write ? "BEGIN" : "BEGIN READ ONLY");
+      // Reads get one snapshot for all their statements (a list and its count
+      // agree); read-only REPEATABLE READ never fails to serialize.
+      conn->script(kind == Kind::write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
       fn(*conn);
+      // fn caught a statement's error and returned: PostgreSQL would answer
+      // COMMIT by rolling back, and the caller would think it committed.
+      if (conn->aborted()) throw Error("transaction aborted by an earlier failed statement; nothing was written");
       committing = true;
       conn->script("COMMIT");
     } catch (const RetryableError& e) {

@@ -62,7 +62,31 @@ class SqliteConnection final : public Tx {
 
   Engine engine() const override { return Engine::sqlite; }
 
+  // A statement failed in this transaction. PostgreSQL then refuses to commit
+  // anything; SQLite would commit the rest, so we refuse too: both engines
+  // behave alike for code that catches a statement's error and goes on.
+  bool failed = false;
+
   Rows query(std::string_view sql, const Params& params) override {
+    try {
+      return query_unguarded(sql, params);
+    } catch (...) {
+      failed = true;
+      throw;
+    }
+  }
+
+  int64_t exec(std::string_view sql, const Params& params) override {
+    try {
+      return exec_unguarded(sql, params);
+    } catch (...) {
+      failed = true;
+      throw;
+    }
+  }
+
+ private:
+  Rows query_unguarded(std::string_view sql, const Params& params) {
     sqlite3_stmt* stmt = prepare(sql, params);
     int columns = sqlite3_column_count(stmt);
     auto names = std::make_shared<std::vector<std::string>>();
@@ -94,7 +118,7 @@ class SqliteConnection final : public Tx {
     return rows;
   }
 
-  int64_t exec(std::string_view sql, const Params& params) override {
+  int64_t exec_unguarded(std::string_view sql, const Params& params) {
     sqlite3_stmt* stmt = prepare(sql, params);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -104,6 +128,7 @@ class SqliteConnection final : public Tx {
     return sqlite3_changes64(db_);
   }
 
+ public:
   void script(std::string_view sql) override {
     char* error = nullptr;
     std::string text(sql);
@@ -244,7 +269,9 @@ void SqliteDatabase::run(Kind kind, const std::function<void(Tx&)>& fn) {
         // IMMEDIATE takes the write lock now, so another process's writer makes
         // us wait in the busy handler instead of failing later.
         writer_->script("BEGIN IMMEDIATE");
+        writer_->failed = false;
         fn(*writer_);
+        if (writer_->failed) throw Error("transaction aborted by an earlier failed statement; nothing was written");
         writer_->script("COMMIT");
       } catch (...) {
         writer_->rollback_quietly();
@@ -256,6 +283,7 @@ void SqliteDatabase::run(Kind kind, const std::function<void(Tx&)>& fn) {
     auto reader = take_reader();
     try {
       run_with_retry(options_, [&] {
+        reader->take_after_commit();  // drop hooks of a failed attempt
         try {
           reader->script("BEGIN");
           fn(*reader);
@@ -278,8 +306,11 @@ void SqliteDatabase::run(Kind kind, const std::function<void(Tx&)>& fn) {
 void SqliteDatabase::maintain() {
   std::lock_guard lock(writer_mutex_);
   // Readers that never pause keep the WAL from being reset; truncate it now
-  // and then so that it cannot grow without bound.
+  // and then so that it cannot grow without bound. Writers wait meanwhile, so
+  // give up quickly when readers are busy: the next round will try again.
+  sqlite3_busy_timeout(writer_->handle(), 100);
   sqlite3_wal_checkpoint_v2(writer_->handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  sqlite3_busy_timeout(writer_->handle(), options_.busy_timeout_ms);
 }
 
 }  // namespace souq::db

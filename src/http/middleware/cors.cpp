@@ -26,7 +26,8 @@ Middleware middleware::cors(CorsOptions options) {
     }
     if (allowed) {
       res.set(http::field::access_control_allow_origin, std::string(origin));
-      res.set(http::field::access_control_allow_credentials, "true");
+      // Credentials only for origins named one by one, never for "*".
+      if (!any) res.set(http::field::access_control_allow_credentials, "true");
       res.set(http::field::access_control_expose_headers, "X-Request-Id, Retry-After");
     }
     if (!options.origins.empty()) res.set(http::field::vary, "Origin");

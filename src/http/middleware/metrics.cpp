@@ -11,7 +11,12 @@ Middleware middleware::metrics(Metrics& metrics) {
     } done{metrics};
     Response res = co_await next(req);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - req.started).count();
-    metrics.observe(std::string_view(req.message.method_string().data(), req.message.method_string().size()), req.route, res.result_int(), seconds);
+    // The verb's canonical name, never the client's token: an unknown method
+    // must not add a series per spelling.
+    auto method = req.method() == http::verb::unknown ? std::string_view("OTHER")
+                                                       : std::string_view(http::to_string(req.method()).data(),
+                                                                          http::to_string(req.method()).size());
+    metrics.observe(method, req.route, res.result_int(), seconds);
     co_return res;
   };
 }
