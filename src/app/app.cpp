@@ -12,6 +12,7 @@
 #include "core/time.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
+#include "modules/identity/module.hpp"
 
 namespace souq::app {
 namespace {
@@ -111,6 +112,16 @@ int App::serve() {
   int threads = config_.threads > 0 ? config_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
   BlockingPool blocking(std::max(1, config_.db_threads));
+  // Password hashing is slow on purpose; it gets threads of its own so that it
+  // never queues database work behind it.
+  BlockingPool cpu(threads);
+  identity::Options identity_options;
+  identity_options.jwt_secret = config_.jwt_secret;
+  identity_options.issuer = config_.jwt_issuer;
+  identity_options.access_ttl = std::chrono::seconds(config_.access_token_ttl);
+  identity_options.refresh_ttl = std::chrono::seconds(config_.refresh_token_ttl);
+  identity::Identity identity(*db_, identity_options);
+  identity.start();
   api::Metrics metrics;
   api::Router router;
   api::Server* server_ptr = nullptr;
@@ -119,6 +130,7 @@ int App::serve() {
                     *outbox_,  metrics,  [&server_ptr] { return server_ptr && server_ptr->draining(); },
                     now_text()};
   register_system_routes(router, services);
+  identity::register_routes(router, identity, blocking, cpu);
   if (config_.dev) register_dev_routes(router, services);
 
   api::RateLimiter limiter(config_.rate_limit, config_.rate_burst);
@@ -186,6 +198,7 @@ int App::serve() {
   });
   server.stop();
   blocking.stop();
+  cpu.stop();
   queue_.reset();
   db_.reset();
   log::info("stopped");

@@ -21,6 +21,11 @@ struct Config {
   bool trust_proxy = false;
   std::string cors_origins;
   std::string log_level = "info";
+  // identity
+  std::string jwt_secret;  // empty: made once and kept in the database
+  std::string jwt_issuer = "souq";
+  int access_token_ttl = 24 * 3600;
+  int refresh_token_ttl = 30 * 24 * 3600;
 };
 
 }  // namespace souq::app

@@ -79,6 +79,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_flag("--trust-proxy", c.trust_proxy, "Take the client IP from X-Forwarded-For (behind nginx only)")
       ->envname("SOUQ_TRUST_PROXY");
+  serve->add_option("--jwt-secret", c.jwt_secret,
+                    "HS256 secret for access tokens, 32+ characters (default: made once, kept in the database)")
+      ->envname("SOUQ_JWT_SECRET");
+  serve->add_option("--jwt-issuer", c.jwt_issuer, "The iss claim of access tokens")
+      ->envname("SOUQ_JWT_ISSUER")
+      ->capture_default_str();
+  serve->add_option("--access-token-ttl", c.access_token_ttl, "Seconds an access token lives")
+      ->envname("SOUQ_ACCESS_TOKEN_TTL")
+      ->check(CLI::Range(1, 365 * 24 * 3600))
+      ->capture_default_str();
+  serve->add_option("--refresh-token-ttl", c.refresh_token_ttl, "Seconds a session (its refresh tokens) lives")
+      ->envname("SOUQ_REFRESH_TOKEN_TTL")
+      ->check(CLI::Range(60, 3650 * 24 * 3600))
+      ->capture_default_str();
   serve->add_option("--cors-origins", c.cors_origins, "Origins allowed by CORS, comma separated, or *")
       ->envname("SOUQ_CORS_ORIGINS")
       ->capture_default_str();

@@ -1,24 +1,15 @@
 #include "db/migrations.hpp"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
 
+#include "core/crypto.hpp"
 #include "core/log.hpp"
 #include "core/time.hpp"
 
 namespace souq::db {
 namespace {
-
-std::string sha256_hex(std::string_view text) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(text.data()), text.size());
-  char hex[crypto_hash_sha256_BYTES * 2 + 1];
-  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
-  return hex;
-}
 
 // An arbitrary constant: the advisory lock key every souq process migrates under.
 constexpr int64_t kMigrationLockKey = 0x50f0'0001;
@@ -31,7 +22,7 @@ void lock_for_migration(Tx& tx) {
 }  // namespace
 
 const std::vector<std::string>& module_order() {
-  static const std::vector<std::string> order = {"db", "jobs", "app"};
+  static const std::vector<std::string> order = {"db", "jobs", "identity", "app"};
   return order;
 }
 
@@ -52,7 +43,7 @@ std::vector<Migration> plan_migrations(Engine engine, const std::vector<Embedded
     std::string stem = file.substr(0, file.size() - (specific ? this_engine.size() : 4));
     if (stem.size() < 6 || !std::all_of(stem.begin(), stem.begin() + 4, ::isdigit) || stem[4] != '_')
       throw Error(std::string("migration file name must look like NNNN_name.sql: ") + f.module + "/" + file);
-    Migration m{f.module, std::stoi(stem.substr(0, 4)), stem, f.sql, sha256_hex(f.sql)};
+    Migration m{f.module, std::stoi(stem.substr(0, 4)), stem, f.sql, crypto::sha256_hex(f.sql)};
     auto key = std::make_pair(m.module, m.version);
     auto it = chosen.find(key);
     if (it != chosen.end()) {

@@ -1,0 +1,99 @@
+// The identity module's public face: accounts, sign-in, sessions and tokens,
+// and the Principal every other module asks for ("who is calling?").
+#pragma once
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/blocking.hpp"
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "db/database.hpp"
+#include "http/request.hpp"
+#include "http/router.hpp"
+
+namespace souq::identity {
+
+struct Options {
+  std::string jwt_secret;  // empty: made once and kept in the database
+  std::string issuer = "souq";
+  std::chrono::seconds access_ttl{24 * 3600};        // seed 000: 24 h
+  std::chrono::seconds refresh_ttl{30 * 24 * 3600};  // 30 days
+};
+
+// Who is calling, checked against the database on every request: a revoked
+// session or a suspended account stops working at once.
+struct Principal {
+  std::string user_id;
+  std::string session_id;
+  std::vector<std::string> roles;
+  bool has_role(std::string_view role) const;
+};
+
+struct TokenPair {
+  std::string access_token;
+  std::string refresh_token;
+  int64_t expires_in = 0;  // seconds until the access token expires
+  json to_json() const;
+};
+
+// Where a sign-in comes from, kept on its session.
+struct Client {
+  std::string user_agent;
+  std::string ip;
+};
+
+class Identity {
+ public:
+  Identity(db::Database& db, Options options);
+
+  // Loads or creates the signing secret. Call once at start-up.
+  void start();
+
+  // Blocking calls: run them on the blocking pool.
+  // Creates an account with an already-hashed password and signs it in.
+  std::pair<json, TokenPair> register_with_password(const std::string& email, const std::string& password_hash,
+                                                    const std::string& display_name, const std::string& locale,
+                                                    const Client& client);
+  // The stored hash for an email, or nullopt (unknown email, or no password).
+  std::optional<std::pair<std::string, std::string>> password_hash_for(const std::string& email);
+  TokenPair start_session(const std::string& user_id, const Client& client);
+  TokenPair refresh(const std::string& refresh_token, const Client& client);
+  void logout(const Principal& who);
+  void logout_all(const std::string& user_id, const std::string& reason);
+  std::optional<std::string> password_hash_of(const std::string& user_id);
+  // Sets a new password hash and ends every other session of the user.
+  void change_password(const Principal& who, const std::string& new_hash);
+
+  // Throws ApiError 401/403 unless the bearer token is valid now.
+  Principal authenticate(std::string_view authorization_header);
+
+  json me(const std::string& user_id);
+  json update_me(const std::string& user_id, const json& changes);
+  // 404 when there is no such active user.
+  json public_profile(const std::string& user_id);
+
+  const Options& options() const { return options_; }
+
+ private:
+  TokenPair issue(db::Tx& tx, const std::string& user_id, const std::string& session_id);
+  std::vector<std::string> roles_of(db::Tx& tx, const std::string& user_id);
+
+  db::Database& db_;
+  Options options_;
+  std::string secret_;
+};
+
+// Argon2id (libsodium, interactive limits). Slow on purpose: call on a pool.
+std::string hash_password(const std::string& password);
+bool verify_password(const std::string& password, const std::string& hash);
+
+// Routes under /api/v1/auth and /api/v1/users. `blocking` runs database work;
+// `cpu` runs password hashing, so slow hashes never queue database calls.
+void register_routes(api::Router& router, Identity& identity, BlockingPool& blocking, BlockingPool& cpu);
+
+// For other modules' routes: the caller, or 401/403.
+awaitable<Principal> require_user(api::Request& req, Identity& identity, BlockingPool& blocking);
+
+}  // namespace souq::identity

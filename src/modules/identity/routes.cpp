@@ -1,0 +1,126 @@
+// /api/v1/auth/* and /api/v1/users/*: thin routes over the Identity service.
+#include "core/validation.hpp"
+#include "http/response.hpp"
+#include "modules/identity/module.hpp"
+
+namespace souq::identity {
+
+using api::Request;
+using api::Response;
+
+namespace {
+
+Client client_of(const Request& req) { return {std::string(req.header(http::field::user_agent)), req.client_ip}; }
+
+ApiError invalid_credentials() {
+  return {401, "invalid_credentials", "The email or password is not right."};
+}
+
+}  // namespace
+
+awaitable<Principal> require_user(Request& req, Identity& identity, BlockingPool& blocking) {
+  std::string header(req.header(http::field::authorization));
+  co_return co_await blocking.run([&] { return identity.authenticate(header); });
+}
+
+void register_routes(api::Router& router, Identity& identity, BlockingPool& blocking, BlockingPool& cpu) {
+  router.post("/api/v1/auth/register", [&](Request& req) -> awaitable<Response> {
+    Validator v(req.json_object());
+    v.only({"email", "password", "display_name", "locale"});
+    auto email = v.email("email");
+    auto password = v.password("password");
+    auto name = v.text("display_name", 1, 80);
+    auto locale = v.locale("locale");
+    v.done();
+    auto hash = co_await cpu.run([&] { return hash_password(*password); });
+    auto [user, tokens] = co_await blocking.run([&] {
+      return identity.register_with_password(*email, hash, *name, locale.value_or("en"), client_of(req));
+    });
+    json data = tokens.to_json();
+    data["user"] = std::move(user);
+    co_return api::ok(req, data, http::status::created);
+  });
+
+  router.post("/api/v1/auth/login", [&](Request& req) -> awaitable<Response> {
+    Validator v(req.json_object());
+    v.only({"email", "password"});
+    auto email = v.email("email");
+    auto password = v.password("password", 1, 128);
+    if (!email || !password) throw invalid_credentials();  // never say which part is wrong
+    auto stored = co_await blocking.run([&] { return identity.password_hash_for(*email); });
+    // Unknown emails still cost one hash, so timing does not reveal accounts.
+    static const std::string decoy = hash_password("decoy password for unknown accounts");
+    bool ok = co_await cpu.run([&] { return verify_password(*password, stored ? stored->second : decoy); });
+    if (!stored || !ok) throw invalid_credentials();
+    auto tokens = co_await blocking.run([&] { return identity.start_session(stored->first, client_of(req)); });
+    co_return api::ok(req, tokens.to_json());
+  });
+
+  router.post("/api/v1/auth/refresh", [&](Request& req) -> awaitable<Response> {
+    Validator v(req.json_object());
+    v.only({"refresh_token"});
+    auto token = v.text("refresh_token", 1, 200);
+    v.done();
+    auto tokens = co_await blocking.run([&] { return identity.refresh(*token, client_of(req)); });
+    co_return api::ok(req, tokens.to_json());
+  });
+
+  router.post("/api/v1/auth/logout", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await require_user(req, identity, blocking);
+    co_await blocking.run([&] { identity.logout(who); });
+    co_return api::ok(req, {{"signed_out", "session"}});
+  });
+
+  router.post("/api/v1/auth/logout-all", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await require_user(req, identity, blocking);
+    co_await blocking.run([&] { identity.logout_all(who.user_id, "logout_all"); });
+    co_return api::ok(req, {{"signed_out", "all_sessions"}});
+  });
+
+  router.post("/api/v1/auth/password", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await require_user(req, identity, blocking);
+    Validator v(req.json_object());
+    v.only({"current_password", "new_password"});
+    auto current = v.password("current_password", 1, 128);
+    auto next = v.password("new_password");
+    v.done();
+    auto stored = co_await blocking.run([&] { return identity.password_hash_of(who.user_id); });
+    bool ok = stored && co_await cpu.run([&] { return verify_password(*current, *stored); });
+    if (!ok) throw ApiError(403, "wrong_password", "The current password is not right.");
+    auto hash = co_await cpu.run([&] { return hash_password(*next); });
+    co_await blocking.run([&] { identity.change_password(who, hash); });
+    co_return api::ok(req, {{"password_changed", true}, {"other_sessions", "signed_out"}});
+  });
+
+  router.get("/api/v1/users/me", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await require_user(req, identity, blocking);
+    co_return api::ok(req, co_await blocking.run([&] { return identity.me(who.user_id); }));
+  });
+
+  router.put("/api/v1/users/me", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await require_user(req, identity, blocking);
+    Validator v(req.json_object());
+    v.forbid({"id", "roles", "status", "email", "phone", "password", "password_hash", "created_at"},
+             "cannot be changed here");
+    v.only({"display_name", "locale", "avatar_url"});
+    json changes = json::object();
+    if (v.has("display_name"))
+      if (auto name = v.text("display_name", 1, 80)) changes["display_name"] = *name;
+    if (v.has("locale"))
+      if (auto locale = v.locale("locale", true)) changes["locale"] = *locale;
+    if (v.has("avatar_url")) {
+      if (req.body["avatar_url"].is_null()) changes["avatar_url"] = nullptr;
+      else if (auto url = v.url("avatar_url", true)) changes["avatar_url"] = *url;
+    }
+    v.done();
+    co_return api::ok(req, co_await blocking.run([&] { return identity.update_me(who.user_id, changes); }));
+  });
+
+  // Public: buyers see who sells to them before they sign in.
+  router.get("/api/v1/users/{id:id}", [&](Request& req) -> awaitable<Response> {
+    std::string id = req.param("id");
+    co_return api::ok(req, co_await blocking.run([&] { return identity.public_profile(id); }));
+  });
+}
+
+}  // namespace souq::identity
