@@ -1,0 +1,103 @@
+#include <gtest/gtest.h>
+
+#include "core/crypto.hpp"
+#include "core/validation.hpp"
+#include "modules/identity/jwt.hpp"
+#include "modules/identity/module.hpp"
+
+using namespace souq;
+using namespace souq::identity;
+
+namespace {
+const std::string kSecret = "0123456789abcdef0123456789abcdef";
+json claims(int64_t exp) { return {{"iss", "souq"}, {"sub", "usr_1"}, {"sid", "ses_1"}, {"exp", exp}}; }
+}  // namespace
+
+TEST(Jwt, SignsAndVerifies) {
+  auto token = sign_hs256(claims(2000), kSecret);
+  auto r = verify_hs256(token, kSecret, "souq", 1000);
+  ASSERT_TRUE(r.claims);
+  EXPECT_EQ((*r.claims)["sub"], "usr_1");
+}
+
+TEST(Jwt, RefusesExpiredForeignForgedAndAlgNone) {
+  auto token = sign_hs256(claims(2000), kSecret);
+  EXPECT_EQ(verify_hs256(token, kSecret, "souq", 2000).error, JwtError::expired);
+  EXPECT_EQ(verify_hs256(token, kSecret, "other", 1000).error, JwtError::wrong_issuer);
+  EXPECT_EQ(verify_hs256(token, "another secret of enough length!!", "souq", 1000).error, JwtError::bad_signature);
+  auto dot = token.find('.');
+  std::string none = crypto::base64url_encode(R"({"alg":"none"})") + token.substr(dot, token.rfind('.') - dot) + ".";
+  EXPECT_EQ(verify_hs256(none, kSecret, "souq", 1000).error, JwtError::bad_algorithm);
+  std::string rs = crypto::base64url_encode(R"({"alg":"RS256"})") + token.substr(dot);
+  EXPECT_EQ(verify_hs256(rs, kSecret, "souq", 1000).error, JwtError::bad_algorithm);
+  for (const std::string& bad : std::vector<std::string>{"", "a.b", "a.b.c.d", "!!.??.##", token + "x"})
+    EXPECT_FALSE(verify_hs256(bad, kSecret, "souq", 1000).claims) << bad;
+}
+
+TEST(Jwt, NotBeforeIsHonoured) {
+  auto c = claims(5000);
+  c["nbf"] = 3000;
+  auto token = sign_hs256(c, kSecret);
+  EXPECT_EQ(verify_hs256(token, kSecret, "souq", 1000).error, JwtError::not_yet_valid);
+  EXPECT_TRUE(verify_hs256(token, kSecret, "souq", 3000).claims);
+}
+
+TEST(Crypto, Base64UrlRoundTripsAndRejectsJunk) {
+  std::string bytes("\x00\xff\xfe binary", 10);
+  auto text = crypto::base64url_encode(bytes);
+  EXPECT_EQ(text.find_first_of("+/="), std::string::npos);
+  EXPECT_EQ(crypto::base64url_decode(text), bytes);
+  EXPECT_FALSE(crypto::base64url_decode("abc$"));
+  EXPECT_EQ(crypto::random_token(32).size(), 43u);
+  EXPECT_NE(crypto::random_token(), crypto::random_token());
+}
+
+TEST(Passwords, Argon2idHashesVerifyAndDiffer) {
+  auto a = hash_password("correct horse");
+  auto b = hash_password("correct horse");
+  EXPECT_EQ(a.rfind("$argon2id$", 0), 0u);
+  EXPECT_NE(a, b) << "salted";
+  EXPECT_TRUE(verify_password("correct horse", a));
+  EXPECT_FALSE(verify_password("correct horsE", a));
+  EXPECT_FALSE(verify_password("correct horse", "not a hash"));
+}
+
+TEST(Validator, CollectsEveryProblem) {
+  json body = {{"email", "A@Example.COM"}, {"name", "  Ok  "}, {"locale", "english"}, {"extra", 1}, {"roles", {"admin"}}};
+  Validator v(body);
+  EXPECT_EQ(v.email("email"), "a@example.com");
+  EXPECT_EQ(v.text("name", 1, 10), "Ok");
+  EXPECT_FALSE(v.locale("locale"));
+  EXPECT_FALSE(v.text("missing", 1, 10));
+  v.forbid({"roles"}, "cannot be changed here");
+  v.only({"email", "name", "locale", "roles"});
+  try {
+    v.done();
+    FAIL();
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status(), 422);
+    auto fields = e.details()["fields"];
+    EXPECT_EQ(fields.size(), 4u) << fields.dump();
+    EXPECT_EQ(fields["roles"], "cannot be changed here");
+    EXPECT_EQ(fields["extra"], "is not a field of this request");
+    EXPECT_TRUE(fields.contains("locale"));
+    EXPECT_TRUE(fields.contains("missing"));
+  }
+}
+
+TEST(Validator, EmailsAndUrls) {
+  for (std::string good : {"a@b.co", "first.last+tag@sub.example.org"}) {
+    json body = {{"e", good}};
+    Validator v(body);
+    EXPECT_TRUE(v.email("e")) << good;
+  }
+  for (std::string bad : {"", "a", "@b.co", "a@b", "a@.b.co", "a@b..co", "a b@c.co", "a@b@c.co", "a@b.co."}) {
+    json body = {{"e", bad}};
+    Validator v(body);
+    EXPECT_FALSE(v.email("e")) << bad;
+  }
+  json urls = {{"u", "javascript:alert(1)"}, {"w", "https://x.example/a.png"}};
+  Validator v(urls);
+  EXPECT_FALSE(v.url("u"));
+  EXPECT_TRUE(v.url("w"));
+}
