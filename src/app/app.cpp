@@ -13,6 +13,7 @@
 #include "http/middleware.hpp"
 #include "http/server.hpp"
 #include "modules/identity/module.hpp"
+#include "modules/identity/policy.hpp"
 
 namespace souq::app {
 namespace {
@@ -130,7 +131,9 @@ int App::serve() {
                     *outbox_,  metrics,  [&server_ptr] { return server_ptr && server_ptr->draining(); },
                     now_text()};
   register_system_routes(router, services);
+  identity::Policy policy;
   identity::register_routes(router, identity, blocking, cpu);
+  identity::register_moderation_routes(router, identity, policy, blocking);
   if (config_.dev) register_dev_routes(router, services);
 
   api::RateLimiter limiter(config_.rate_limit, config_.rate_burst);
@@ -222,6 +225,15 @@ int App::worker() {
   signal_thread.join();
   db_.reset();
   log::info("stopped");
+  log::shutdown();
+  return 0;
+}
+
+int App::admin_create(const std::string& email, const std::string& password, const std::string& display_name) {
+  open_database();
+  identity::Identity identity(*db_, {});
+  std::string id = identity.create_admin(email, identity::hash_password(password), display_name);
+  std::cout << "admin: " << id << " <" << email << ">\n";
   log::shutdown();
   return 0;
 }

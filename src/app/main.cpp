@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "app/app.hpp"
+#include "core/validation.hpp"
 
 using souq::app::App;
 using souq::app::Config;
@@ -118,6 +119,17 @@ int main(int argc, char** argv) {
   add_common(retry, c);
   retry->add_option("id", job_id, "The job id")->required();
 
+  auto* admin = cli.add_subcommand("admin", "Manage admin accounts");
+  admin->require_subcommand(1);
+  auto* admin_create = admin->add_subcommand("create", "Create an admin (or make an existing account one)");
+  add_common(admin_create, c);
+  std::string admin_email, admin_password, admin_name = "Admin";
+  admin_create->add_option("--email", admin_email, "The admin's email")->required();
+  admin_create->add_option("--password", admin_password, "At least 8 characters (or SOUQ_ADMIN_PASSWORD)")
+      ->envname("SOUQ_ADMIN_PASSWORD")
+      ->required();
+  admin_create->add_option("--display-name", admin_name, "Shown to users")->capture_default_str();
+
   cli.add_subcommand("version", "Print the version")->callback([] { std::cout << "souq " << SOUQ_VERSION << "\n"; });
 
   CLI11_PARSE(cli, argc, argv);
@@ -129,6 +141,20 @@ int main(int argc, char** argv) {
     if (cli.got_subcommand(migrate)) return app.migrate();
     if (list->parsed()) return app.jobs_list(status, limit);
     if (retry->parsed()) return app.jobs_retry(job_id);
+    if (admin_create->parsed()) {
+      souq::json body = {{"email", admin_email}, {"password", admin_password}, {"display_name", admin_name}};
+      souq::Validator v(body);
+      auto email = v.email("email");
+      auto password = v.password("password");
+      auto name = v.text("display_name", 1, 80);
+      try {
+        v.done();
+      } catch (const souq::ApiError& e) {
+        std::cerr << "souq: " << e.details().dump() << "\n";
+        return 2;
+      }
+      return app.admin_create(*email, *password, *name);
+    }
   } catch (const std::exception& e) {
     std::cerr << "souq: " << e.what() << "\n";
     return 1;

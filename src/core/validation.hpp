@@ -14,7 +14,10 @@ namespace souq {
 class Validator {
  public:
   explicit Validator(const json& body) : body_(body) {}
-  Validator(json&&) = delete;  // it keeps a reference: the body must outlive it
+  // It keeps a reference: the body must outlive it. (const&& catches
+  // `cond ? json::object() : some_const_ref`, whose type is const json.)
+  Validator(json&&) = delete;
+  Validator(const json&&) = delete;
 
   // A string, trimmed, of `min`..`max` characters (code points), without control characters.
   std::optional<std::string> text(const std::string& field, size_t min, size_t max, bool required = true);

@@ -101,3 +101,27 @@ TEST(Validator, EmailsAndUrls) {
   EXPECT_FALSE(v.url("u"));
   EXPECT_TRUE(v.url("w"));
 }
+
+#include "db/migrations.hpp"
+#include "modules/audit/module.hpp"
+#include "test_db.hpp"
+
+class AuditTest : public souq::test::EngineTest {};
+
+TEST_P(AuditTest, TheDatabaseRefusesToChangeOrDeleteEntries) {
+  auto db = database_.open();
+  db::Migrator(*db, db::plan_migrations(db->engine(), db::embedded_migrations(), db::module_order())).migrate();
+  auto id = db->write([](db::Tx& tx) {
+    return audit::record(tx, {"usr_admin", "user.suspend", "user", "usr_1", "spam", {{"k", 1}}, "rid_1"});
+  });
+  EXPECT_THROW(db->write([&](db::Tx& tx) { tx.exec("UPDATE audit_log SET reason = 'edited' WHERE id = $1", {id}); }),
+               db::Error);
+  EXPECT_THROW(db->write([&](db::Tx& tx) { tx.exec("DELETE FROM audit_log WHERE id = $1", {id}); }), db::Error);
+  auto [entries, next] = db->read([](db::Tx& tx) { return audit::list(tx, {}); });
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0]["reason"], "spam");
+  EXPECT_EQ(entries[0]["details"]["k"], 1);
+  EXPECT_TRUE(next.is_null());
+}
+
+SOUQ_ENGINES(AuditTest);

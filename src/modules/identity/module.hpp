@@ -74,7 +74,27 @@ class Identity {
   // 404 when there is no such active user.
   json public_profile(const std::string& user_id);
 
+  // Moderation of people (admins). Each action is audited in its transaction.
+  // `request_id` ties the audit entry to the request that made it.
+  json warn(const Principal& admin, const std::string& user_id, const std::string& reason, const std::string& request_id);
+  json suspend(const Principal& admin, const std::string& user_id, const std::string& reason,
+               const std::string& request_id);
+  json unsuspend(const Principal& admin, const std::string& user_id, const std::string& reason,
+                 const std::string& request_id);
+
+  // Seller applications.
+  json apply_to_sell(const Principal& who, const json& fields);
+  json my_seller_profile(const std::string& user_id);
+  std::pair<json, json> seller_profiles(const std::string& status, const std::optional<std::string>& before, int limit);
+  json decide_seller_profile(const Principal& admin, const std::string& profile_id, bool approve,
+                             const std::string& reason, const std::string& request_id);
+
+  // The first admin, from the command line: creates the account, or makes an
+  // existing account with this email an admin. Returns the user id.
+  std::string create_admin(const std::string& email, const std::string& password_hash, const std::string& display_name);
+
   const Options& options() const { return options_; }
+  db::Database& db() { return db_; }
 
  private:
   TokenPair issue(db::Tx& tx, const std::string& user_id, const std::string& session_id);
@@ -89,9 +109,13 @@ class Identity {
 std::string hash_password(const std::string& password);
 bool verify_password(const std::string& password, const std::string& hash);
 
+class Policy;
+
 // Routes under /api/v1/auth and /api/v1/users. `blocking` runs database work;
 // `cpu` runs password hashing, so slow hashes never queue database calls.
 void register_routes(api::Router& router, Identity& identity, BlockingPool& blocking, BlockingPool& cpu);
+// Seller applications and admin moderation of people, and the audit log.
+void register_moderation_routes(api::Router& router, Identity& identity, const Policy& policy, BlockingPool& blocking);
 
 // For other modules' routes: the caller, or 401/403.
 awaitable<Principal> require_user(api::Request& req, Identity& identity, BlockingPool& blocking);

@@ -1,0 +1,171 @@
+// Admin actions on people and seller applications, each with its audit entry
+// in the same transaction.
+#include "core/id.hpp"
+#include "core/time.hpp"
+#include "modules/audit/module.hpp"
+#include "modules/identity/module.hpp"
+
+namespace souq::identity {
+namespace {
+
+json seller_profile_json(const db::Row& r) {
+  auto text_or_null = [&](const char* c) { return r.opt_text(c) ? json(*r.opt_text(c)) : json(nullptr); };
+  return {{"id", r.text("id")},
+          {"user_id", r.text("user_id")},
+          {"business_name", r.text("business_name")},
+          {"description", r.text("description")},
+          {"city", r.text("city")},
+          {"documents", r.json("documents")},
+          {"status", r.text("status")},
+          {"rejection_reason", text_or_null("rejection_reason")},
+          {"decided_at", text_or_null("decided_at")},
+          {"created_at", r.text("created_at")},
+          {"updated_at", r.text("updated_at")}};
+}
+
+constexpr const char* kProfileColumns =
+    "id, user_id, business_name, description, city, documents, status, rejection_reason, decided_at, created_at,"
+    " updated_at";
+
+void require_user_exists(db::Tx& tx, const std::string& user_id) {
+  if (!tx.query_one("SELECT 1 AS x FROM users WHERE id = $1", {user_id})) throw ApiError::not_found("No such user.");
+}
+
+}  // namespace
+
+json Identity::warn(const Principal& admin, const std::string& user_id, const std::string& reason,
+                    const std::string& request_id) {
+  return db_.write([&](db::Tx& tx) {
+    require_user_exists(tx, user_id);
+    std::string id = new_id("wrn");
+    auto t = now_text();
+    tx.exec("INSERT INTO user_warnings (id, user_id, admin_id, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
+            {id, user_id, admin.user_id, reason, t});
+    audit::record(tx, {admin.user_id, "user.warn", "user", user_id, reason, {{"warning_id", id}}, request_id});
+    return json{{"id", id}, {"user_id", user_id}, {"reason", reason}, {"created_at", t}};
+  });
+}
+
+json Identity::suspend(const Principal& admin, const std::string& user_id, const std::string& reason,
+                       const std::string& request_id) {
+  if (admin.user_id == user_id)
+    throw ApiError::unprocessable("cannot_suspend_self", "An admin cannot suspend their own account.");
+  db_.write([&](db::Tx& tx) {
+    require_user_exists(tx, user_id);
+    if (tx.exec("UPDATE users SET status = 'suspended', updated_at = $2 WHERE id = $1 AND status = 'active'",
+                {user_id, now_text()}) == 0)
+      throw ApiError::conflict("already_suspended", "This account is already suspended.");
+    audit::record(tx, {admin.user_id, "user.suspend", "user", user_id, reason, json::object(), request_id});
+  });
+  return me(user_id);
+}
+
+json Identity::unsuspend(const Principal& admin, const std::string& user_id, const std::string& reason,
+                         const std::string& request_id) {
+  db_.write([&](db::Tx& tx) {
+    require_user_exists(tx, user_id);
+    if (tx.exec("UPDATE users SET status = 'active', updated_at = $2 WHERE id = $1 AND status = 'suspended'",
+                {user_id, now_text()}) == 0)
+      throw ApiError::conflict("not_suspended", "This account is not suspended.");
+    audit::record(tx, {admin.user_id, "user.unsuspend", "user", user_id, reason, json::object(), request_id});
+  });
+  return me(user_id);
+}
+
+json Identity::apply_to_sell(const Principal& who, const json& f) {
+  return db_.write([&](db::Tx& tx) {
+    auto t = now_text();
+    auto existing = tx.query_one("SELECT id, status FROM seller_profiles WHERE user_id = $1", {who.user_id});
+    std::string id;
+    if (!existing) {
+      id = new_id("slr");
+      tx.exec("INSERT INTO seller_profiles (id, user_id, business_name, description, city, documents, status,"
+              " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)",
+              {id, who.user_id, f["business_name"].get<std::string>(), f["description"].get<std::string>(),
+               f["city"].get<std::string>(), f["documents"].dump(), t});
+    } else {
+      id = existing->text("id");
+      // Only a rejected application may be sent again; the guard makes a
+      // concurrent second submission a conflict rather than a double update.
+      if (tx.exec("UPDATE seller_profiles SET business_name = $2, description = $3, city = $4, documents = $5,"
+                  " status = 'pending', rejection_reason = NULL, decided_by = NULL, decided_at = NULL,"
+                  " updated_at = $6 WHERE id = $1 AND status = 'rejected'",
+                  {id, f["business_name"].get<std::string>(), f["description"].get<std::string>(),
+                   f["city"].get<std::string>(), f["documents"].dump(), t}) == 0)
+        throw ApiError::conflict("seller_profile_exists",
+                                 "You already have a seller application that is " + existing->text("status") + ".",
+                                 {{"status", existing->text("status")}});
+    }
+    return seller_profile_json(
+        *tx.query_one(std::string("SELECT ") + kProfileColumns + " FROM seller_profiles WHERE id = $1", {id}));
+  });
+}
+
+json Identity::my_seller_profile(const std::string& user_id) {
+  return db_.read([&](db::Tx& tx) {
+    auto row = tx.query_one(std::string("SELECT ") + kProfileColumns + " FROM seller_profiles WHERE user_id = $1",
+                            {user_id});
+    if (!row) throw ApiError::not_found("You have not applied to sell.");
+    return seller_profile_json(*row);
+  });
+}
+
+std::pair<json, json> Identity::seller_profiles(const std::string& status, const std::optional<std::string>& before,
+                                                int limit) {
+  return db_.read([&](db::Tx& tx) {
+    auto rows = tx.query(std::string("SELECT ") + kProfileColumns +
+                             " FROM seller_profiles WHERE status = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC"
+                             " LIMIT $3",
+                         {status, before.value_or(""), limit + 1});
+    json items = json::array();
+    for (size_t i = 0; i < rows.size() && int(i) < limit; ++i) items.push_back(seller_profile_json(rows[i]));
+    json next = int(rows.size()) > limit ? json(items.back()["id"]) : json(nullptr);
+    return std::make_pair(items, next);
+  });
+}
+
+json Identity::decide_seller_profile(const Principal& admin, const std::string& profile_id, bool approve,
+                                     const std::string& reason, const std::string& request_id) {
+  return db_.write([&](db::Tx& tx) {
+    auto row = tx.query_one("SELECT user_id, status FROM seller_profiles WHERE id = $1", {profile_id});
+    if (!row) throw ApiError::not_found("No such seller application.");
+    auto t = now_text();
+    if (tx.exec("UPDATE seller_profiles SET status = $2, rejection_reason = $3, decided_by = $4, decided_at = $5,"
+                " updated_at = $5 WHERE id = $1 AND status = 'pending'",
+                {profile_id, approve ? "approved" : "rejected",
+                 approve ? std::optional<std::string>() : std::optional(reason), admin.user_id, t}) == 0)
+      throw ApiError::conflict("invalid_state", "This application was already decided: it is " +
+                                                    row->text("status") + ".", {{"status", row->text("status")}});
+    std::string user_id = row->text("user_id");
+    if (approve)
+      tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'seller', $2) ON CONFLICT DO NOTHING",
+              {user_id, t});
+    audit::record(tx, {admin.user_id, approve ? "seller_profile.approve" : "seller_profile.reject", "seller_profile",
+                       profile_id, reason, {{"user_id", user_id}}, request_id});
+    return seller_profile_json(
+        *tx.query_one(std::string("SELECT ") + kProfileColumns + " FROM seller_profiles WHERE id = $1", {profile_id}));
+  });
+}
+
+std::string Identity::create_admin(const std::string& email, const std::string& hash, const std::string& display_name) {
+  return db_.write([&](db::Tx& tx) {
+    auto t = now_text();
+    std::string user_id;
+    if (auto row = tx.query_one("SELECT id FROM users WHERE email = $1", {email})) {
+      user_id = row->text("id");
+      tx.exec("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1", {user_id, hash, t});
+    } else {
+      user_id = new_id("usr");
+      tx.exec("INSERT INTO users (id, display_name, email, password_hash, created_at, updated_at)"
+              " VALUES ($1, $2, $3, $4, $5, $5)",
+              {user_id, display_name, email, hash, t});
+      tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'buyer', $2)", {user_id, t});
+    }
+    tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'admin', $2) ON CONFLICT DO NOTHING",
+            {user_id, t});
+    audit::record(tx, {"", "user.make_admin", "user", user_id, "souq admin create", json::object(), ""});
+    return user_id;
+  });
+}
+
+}  // namespace souq::identity
