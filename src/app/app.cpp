@@ -102,7 +102,13 @@ void App::open_database() {
   outbox_ = std::make_unique<jobs::Outbox>(*queue_);
 }
 
+// Every job kind this node runs; serve and worker alike, before workers start.
 void App::register_job_kinds() {
+  sms::Options sms_options{config_.sms_provider, config_.twilio_base_url, config_.twilio_account_sid,
+                           config_.twilio_auth_token, config_.twilio_from};
+  sms_provider_ = sms::make_provider(sms_options);
+  sms_ = std::make_unique<sms::Sms>(*db_, *queue_, *sms_provider_);
+  sms_->register_jobs();
   if (config_.dev) register_dev_jobs(*queue_, *db_);
 }
 
@@ -121,19 +127,22 @@ int App::serve() {
   identity_options.issuer = config_.jwt_issuer;
   identity_options.access_ttl = std::chrono::seconds(config_.access_token_ttl);
   identity_options.refresh_ttl = std::chrono::seconds(config_.refresh_token_ttl);
+  identity_options.otp_resend_cooldown = std::chrono::seconds(config_.otp_resend_cooldown);
+  identity_options.otp_per_ip_per_hour = config_.otp_per_ip_per_hour;
   identity::Identity identity(*db_, identity_options);
   identity.start();
+  identity.use_sms(*sms_);
   api::Metrics metrics;
   api::Router router;
   api::Server* server_ptr = nullptr;
   Services services{config_,   *db_,     db::AsyncDatabase(*db_, blocking),
                     blocking,  *migrator_, *queue_,
-                    *outbox_,  metrics,  [&server_ptr] { return server_ptr && server_ptr->draining(); },
+                    *outbox_,  metrics,  *sms_, [&server_ptr] { return server_ptr && server_ptr->draining(); },
                     now_text()};
   register_system_routes(router, services);
   identity::Policy policy;
   identity::register_routes(router, identity, blocking, cpu);
-  identity::register_moderation_routes(router, identity, policy, blocking);
+  identity::register_moderation_routes(router, identity, policy, blocking, sms_.get());
   if (config_.dev) register_dev_routes(router, services);
 
   api::RateLimiter limiter(config_.rate_limit, config_.rate_burst);

@@ -10,6 +10,7 @@
 #include "http/metrics.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
+#include "modules/sms/module.hpp"
 
 namespace souq::app {
 
@@ -23,6 +24,7 @@ struct Services {
   jobs::Queue& queue;
   jobs::Outbox& outbox;
   api::Metrics& metrics;
+  sms::Sms& sms;
   std::function<bool()> draining;
   std::string started_at;
 };
@@ -51,6 +53,8 @@ class App {
   std::unique_ptr<db::Migrator> migrator_;
   std::unique_ptr<jobs::Queue> queue_;
   std::unique_ptr<jobs::Outbox> outbox_;
+  std::unique_ptr<sms::Provider> sms_provider_;
+  std::unique_ptr<sms::Sms> sms_;
 };
 
 }  // namespace souq::app

@@ -26,6 +26,14 @@ struct Config {
   std::string jwt_issuer = "souq";
   int access_token_ttl = 24 * 3600;
   int refresh_token_ttl = 30 * 24 * 3600;
+  int otp_resend_cooldown = 60;
+  int otp_per_ip_per_hour = 20;
+  // sms
+  std::string sms_provider = "dev";
+  std::string twilio_base_url = "https://api.twilio.com";
+  std::string twilio_account_sid;
+  std::string twilio_auth_token;
+  std::string twilio_from;
 };
 
 }  // namespace souq::app

@@ -76,6 +76,12 @@ void register_dev_routes(api::Router& router, Services& s) {
     co_return api::ok(req, {{"job_id", id}}, http::status::accepted);
   });
 
+  // What the dev SMS provider recorded, newest first: how tests read OTPs.
+  router.get("/api/v1/dev/sms", [&s](Request& req) -> awaitable<Response> {
+    std::string to = req.query_param("to").value_or("");
+    co_return api::ok(req, co_await s.blocking.run([&] { return s.sms.recent(to, 20); }));
+  });
+
   router.get("/api/v1/dev/records", [&s](Request& req) -> awaitable<Response> {
     auto records = co_await s.async_db.read([](db::Tx& tx) {
       json out = json::array();

@@ -27,6 +27,21 @@ void add_common(CLI::App* cmd, Config& c) {
       ->envname("SOUQ_DEV");
 }
 
+void add_sms(CLI::App* cmd, Config& c) {
+  cmd->add_option("--sms-provider", c.sms_provider, "dev (records, sends nothing) or twilio")
+      ->envname("SOUQ_SMS_PROVIDER")
+      ->check(CLI::IsMember({"dev", "twilio"}))
+      ->capture_default_str();
+  cmd->add_option("--twilio-base-url", c.twilio_base_url, "Twilio API base URL")
+      ->envname("SOUQ_TWILIO_BASE_URL")
+      ->capture_default_str();
+  cmd->add_option("--twilio-account-sid", c.twilio_account_sid, "Twilio account SID (AC…)")
+      ->envname("SOUQ_TWILIO_ACCOUNT_SID");
+  cmd->add_option("--twilio-auth-token", c.twilio_auth_token, "Twilio auth token")->envname("SOUQ_TWILIO_AUTH_TOKEN");
+  cmd->add_option("--twilio-from", c.twilio_from, "Sender: an E.164 number or a Messaging Service SID (MG…)")
+      ->envname("SOUQ_TWILIO_FROM");
+}
+
 void add_workers(CLI::App* cmd, Config& c) {
   cmd->add_option("--workers", c.workers, "Job worker threads in this process (0: none)")
       ->envname("SOUQ_WORKERS")
@@ -48,6 +63,16 @@ int main(int argc, char** argv) {
   auto* serve = cli.add_subcommand("serve", "Run the HTTP server and job workers");
   add_common(serve, c);
   add_workers(serve, c);
+  add_sms(serve, c);
+  serve->add_option("--otp-resend-cooldown", c.otp_resend_cooldown, "Seconds before a phone may get another code")
+      ->envname("SOUQ_OTP_RESEND_COOLDOWN")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  serve->add_option("--otp-per-ip-per-hour", c.otp_per_ip_per_hour,
+                    "Codes one client address may ask for in an hour (raise it behind carrier NAT)")
+      ->envname("SOUQ_OTP_PER_IP_PER_HOUR")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   serve->add_option("--listen", c.listen, "Address to listen on, HOST:PORT (port 0: any free port)")
       ->envname("SOUQ_LISTEN")
       ->capture_default_str();
@@ -101,6 +126,7 @@ int main(int argc, char** argv) {
   auto* worker = cli.add_subcommand("worker", "Run job workers only (no HTTP server)");
   add_common(worker, c);
   add_workers(worker, c);
+  add_sms(worker, c);
 
   auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");
   add_common(migrate, c);

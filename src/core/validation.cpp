@@ -73,6 +73,19 @@ std::optional<std::string> Validator::password(const std::string& field, size_t 
   return s;
 }
 
+std::optional<std::string> Validator::phone(const std::string& field, bool required) {
+  auto* v = get(field, required);
+  if (!v) return std::nullopt;
+  std::string s = v->get<std::string>();
+  bool ok = s.size() >= 9 && s.size() <= 16 && s[0] == '+' && s[1] >= '1' && s[1] <= '9' &&
+            std::all_of(s.begin() + 1, s.end(), [](unsigned char c) { return std::isdigit(c); });
+  if (!ok) {
+    errors_[field] = "must be a phone number in E.164 form, such as +201001234567";
+    return std::nullopt;
+  }
+  return s;
+}
+
 std::optional<std::string> Validator::locale(const std::string& field, bool required) {
   auto* v = get(field, required);
   if (!v) return std::nullopt;

@@ -25,6 +25,8 @@ class Validator {
   std::optional<std::string> email(const std::string& field, bool required = true);
   // A password: `min`..`max` bytes, kept exactly as sent.
   std::optional<std::string> password(const std::string& field, size_t min = 8, size_t max = 128);
+  // A phone number in E.164 form: "+" and 8 to 15 digits, the first not 0.
+  std::optional<std::string> phone(const std::string& field, bool required = true);
   // A BCP 47 language tag such as "ar" or "ar-EG".
   std::optional<std::string> locale(const std::string& field, bool required = false);
   // An http(s) URL of at most 2048 bytes.

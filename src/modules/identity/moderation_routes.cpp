@@ -42,7 +42,8 @@ std::string reason_of(const Request& req, bool required) {
 
 }  // namespace
 
-void register_moderation_routes(api::Router& router, Identity& identity, const Policy& policy, BlockingPool& blocking) {
+void register_moderation_routes(api::Router& router, Identity& identity, const Policy& policy, BlockingPool& blocking,
+                                sms::Sms* sms) {
   router.post("/api/v1/seller-profiles", [&](Request& req) -> awaitable<Response> {
     auto who = co_await require_user(req, identity, blocking);
     policy.check(who, "seller_profiles.apply");
@@ -111,6 +112,15 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
                   }));
                 });
   }
+
+  if (sms)
+    router.get("/api/v1/admin/sms", [&, sms](Request& req) -> awaitable<Response> {
+      auto who = co_await require_user(req, identity, blocking);
+      policy.check(who, "sms.read");
+      std::string to = req.query_param("to").value_or("");
+      int limit = page_limit(req);
+      co_return api::ok(req, co_await blocking.run([&] { return sms->recent(to, limit); }));
+    });
 
   router.get("/api/v1/admin/audit", [&](Request& req) -> awaitable<Response> {
     auto who = co_await require_user(req, identity, blocking);

@@ -12,6 +12,7 @@
 #include "db/database.hpp"
 #include "http/request.hpp"
 #include "http/router.hpp"
+#include "modules/sms/module.hpp"
 
 namespace souq::identity {
 
@@ -20,6 +21,11 @@ struct Options {
   std::string issuer = "souq";
   std::chrono::seconds access_ttl{24 * 3600};        // seed 000: 24 h
   std::chrono::seconds refresh_ttl{30 * 24 * 3600};  // 30 days
+  // Phone OTP (seed 000): codes live 10 minutes and allow 3 attempts.
+  std::chrono::seconds otp_ttl{600};
+  std::chrono::seconds otp_resend_cooldown{60};
+  int otp_per_phone_per_hour = 5;
+  int otp_per_ip_per_hour = 20;
 };
 
 // Who is calling, checked against the database on every request: a revoked
@@ -47,6 +53,16 @@ struct Client {
 class Identity {
  public:
   Identity(db::Database& db, Options options);
+  // Where OTP text messages go. Without it, OTP sign-in is unavailable (503).
+  void use_sms(sms::Sms& sms) { sms_ = &sms; }
+
+  // Phone OTP. request_otp sends a code (202 whatever the phone's history: it
+  // never reveals whether an account exists) or throws 429 with retry_after.
+  json request_otp(const std::string& phone, const std::string& ip, const std::string& request_id);
+  // Checks a code; the first success for a phone creates the account.
+  // Returns {user, tokens…, new_user}.
+  json verify_otp(const std::string& phone, const std::string& code, const std::string& display_name,
+                  const Client& client);
 
   // Loads or creates the signing secret. Call once at start-up.
   void start();
@@ -103,6 +119,7 @@ class Identity {
   db::Database& db_;
   Options options_;
   std::string secret_;
+  sms::Sms* sms_ = nullptr;
 };
 
 // Argon2id (libsodium, interactive limits). Slow on purpose: call on a pool.
@@ -115,7 +132,9 @@ class Policy;
 // `cpu` runs password hashing, so slow hashes never queue database calls.
 void register_routes(api::Router& router, Identity& identity, BlockingPool& blocking, BlockingPool& cpu);
 // Seller applications and admin moderation of people, and the audit log.
-void register_moderation_routes(api::Router& router, Identity& identity, const Policy& policy, BlockingPool& blocking);
+// (and, with `sms`, the list of text messages sent).
+void register_moderation_routes(api::Router& router, Identity& identity, const Policy& policy, BlockingPool& blocking,
+                                sms::Sms* sms);
 
 // For other modules' routes: the caller, or 401/403.
 awaitable<Principal> require_user(api::Request& req, Identity& identity, BlockingPool& blocking);

@@ -7,6 +7,7 @@ Policy::Policy() {
   allow("users.moderate", admin);
   allow("seller_profiles.review", admin);
   allow("audit.read", admin);
+  allow("sms.read", admin);
   // Anyone signed in may apply to sell, unless they already sell.
   allow("seller_profiles.apply", [](const Principal& p, const json&) { return !p.has_role("seller"); });
 }

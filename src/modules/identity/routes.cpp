@@ -1,4 +1,6 @@
 // /api/v1/auth/* and /api/v1/users/*: thin routes over the Identity service.
+#include <algorithm>
+
 #include "core/validation.hpp"
 #include "http/response.hpp"
 #include "modules/identity/module.hpp"
@@ -54,6 +56,30 @@ void register_routes(api::Router& router, Identity& identity, BlockingPool& bloc
     if (!stored || !ok) throw invalid_credentials();
     auto tokens = co_await blocking.run([&] { return identity.start_session(stored->first, client_of(req)); });
     co_return api::ok(req, tokens.to_json());
+  });
+
+  router.post("/api/v1/auth/otp/request", [&](Request& req) -> awaitable<Response> {
+    Validator v(req.json_object());
+    v.only({"phone"});
+    auto phone = v.phone("phone");
+    v.done();
+    co_return api::ok(req, co_await blocking.run([&] {
+      return identity.request_otp(*phone, req.client_ip, req.request_id);
+    }), http::status::accepted);
+  });
+
+  router.post("/api/v1/auth/otp/verify", [&](Request& req) -> awaitable<Response> {
+    Validator v(req.json_object());
+    v.only({"phone", "code", "display_name"});
+    auto phone = v.phone("phone");
+    auto code = v.text("code", 6, 6);
+    if (code && !std::all_of(code->begin(), code->end(), [](unsigned char c) { return std::isdigit(c); }))
+      v.fail("code", "must be 6 digits");
+    auto name = v.text("display_name", 1, 80, false);
+    v.done();
+    co_return api::ok(req, co_await blocking.run([&] {
+      return identity.verify_otp(*phone, *code, name.value_or(""), client_of(req));
+    }));
   });
 
   router.post("/api/v1/auth/refresh", [&](Request& req) -> awaitable<Response> {
