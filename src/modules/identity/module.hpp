@@ -90,6 +90,14 @@ class Identity {
   // 404 when there is no such active user.
   json public_profile(const std::string& user_id);
 
+  // Push devices: one row per device id; registering again updates it (and
+  // moves it to this user if another account had it).
+  json register_device(const std::string& user_id, const std::string& device_id, const std::string& platform,
+                       const std::string& push_token, const std::optional<std::string>& app_version);
+  json devices(const std::string& user_id);
+  // 404 unless the device is the caller's.
+  void remove_device(const std::string& user_id, const std::string& device_id);
+
   // Moderation of people (admins). Each action is audited in its transaction.
   // `request_id` ties the audit entry to the request that made it.
   json warn(const Principal& admin, const std::string& user_id, const std::string& reason, const std::string& request_id);

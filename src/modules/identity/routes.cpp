@@ -142,6 +142,38 @@ void register_routes(api::Router& router, Identity& identity, BlockingPool& bloc
     co_return api::ok(req, co_await blocking.run([&] { return identity.update_me(who.user_id, changes); }));
   });
 
+  // PUT: the device id is the client's (its installation id), so registering
+  // and updating a push token are the same idempotent call.
+  router.put("/api/v1/devices/{device_id}", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await require_user(req, identity, blocking);
+    std::string device_id = req.param("device_id");
+    Validator v(req.json_object());
+    v.only({"platform", "push_token", "app_version"});
+    if (device_id.size() < 8 || device_id.size() > 128)
+      v.fail("device_id", "must be 8 to 128 characters (the app's installation id)");
+    auto platform = v.text("platform", 2, 10);
+    if (platform && *platform != "ios" && *platform != "android" && *platform != "web")
+      v.fail("platform", "must be ios, android or web");
+    auto token = v.text("push_token", 8, 4096);
+    auto version = v.text("app_version", 1, 40, false);
+    v.done();
+    co_return api::ok(req, co_await blocking.run([&] {
+      return identity.register_device(who.user_id, device_id, *platform, *token, version);
+    }));
+  });
+
+  router.get("/api/v1/devices", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await require_user(req, identity, blocking);
+    co_return api::ok(req, co_await blocking.run([&] { return identity.devices(who.user_id); }));
+  });
+
+  router.del("/api/v1/devices/{device_id}", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await require_user(req, identity, blocking);
+    std::string device_id = req.param("device_id");
+    co_await blocking.run([&] { identity.remove_device(who.user_id, device_id); });
+    co_return api::ok(req, {{"removed", device_id}});
+  });
+
   // Public: buyers see who sells to them before they sign in.
   router.get("/api/v1/users/{id:id}", [&](Request& req) -> awaitable<Response> {
     std::string id = req.param("id");
