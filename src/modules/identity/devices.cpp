@@ -30,14 +30,14 @@ json Identity::register_device(const std::string& user_id, const std::string& de
   });
 }
 
-json Identity::devices(const std::string& user_id) {
-  return db_.read([&](db::Tx& tx) {
+json Identity::devices(db::Tx& tx, const std::string& user_id) {
+  {
     json out = json::array();
     for (const auto& r : tx.query("SELECT " SOUQ_DEVICE_COLUMNS " FROM devices WHERE user_id = $1 ORDER BY updated_at DESC",
                                   {user_id}))
       out.push_back(device_json(r));
     return out;
-  });
+  }
 }
 
 void Identity::remove_device(const std::string& user_id, const std::string& device_id) {

@@ -119,8 +119,9 @@ void register_routes(api::Router& router, Identity& identity, BlockingPool& bloc
   });
 
   router.get("/api/v1/users/me", [&](Request& req) -> awaitable<Response> {
-    auto who = co_await require_user(req, identity, blocking);
-    co_return api::ok(req, co_await blocking.run([&] { return identity.me(who.user_id); }));
+    co_return api::ok(req, co_await authed_read(req, identity, blocking, [&identity](db::Tx& tx, const Principal& who) {
+      return identity.me(tx, who);
+    }));
   });
 
   router.put("/api/v1/users/me", [&](Request& req) -> awaitable<Response> {
@@ -163,8 +164,9 @@ void register_routes(api::Router& router, Identity& identity, BlockingPool& bloc
   });
 
   router.get("/api/v1/devices", [&](Request& req) -> awaitable<Response> {
-    auto who = co_await require_user(req, identity, blocking);
-    co_return api::ok(req, co_await blocking.run([&] { return identity.devices(who.user_id); }));
+    co_return api::ok(req, co_await authed_read(req, identity, blocking, [&identity](db::Tx& tx, const Principal& who) {
+      return identity.devices(tx, who.user_id);
+    }));
   });
 
   router.del("/api/v1/devices/{device_id}", [&](Request& req) -> awaitable<Response> {

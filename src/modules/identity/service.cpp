@@ -223,6 +223,11 @@ void Identity::change_password(const Principal& who, const std::string& new_hash
 }
 
 Principal Identity::authenticate(std::string_view header) {
+  Principal claimed = verify_token(header);
+  return db_.read([&](db::Tx& tx) { return check_session(tx, claimed); });
+}
+
+Principal Identity::verify_token(std::string_view header) const {
   constexpr std::string_view kScheme = "Bearer ";
   if (header.empty()) throw unauthenticated("unauthenticated", "Sign in: send Authorization: Bearer <access token>.");
   if (header.size() <= kScheme.size() || !std::equal(kScheme.begin(), kScheme.end(), header.begin(), [](char a, char b) {
@@ -237,28 +242,34 @@ Principal Identity::authenticate(std::string_view header) {
   const json& claims = *result.claims;
   if (!claims.contains("sub") || !claims["sub"].is_string() || !claims.contains("sid") || !claims["sid"].is_string())
     throw unauthenticated("invalid_token", "The access token lacks its subject or session.");
-  Principal p{claims["sub"], claims["sid"], {}};
-  enum class State { ok, revoked, suspended } state = State::ok;
-  db_.read([&](db::Tx& tx) {
-    auto row = tx.query_one(
-        "SELECT s.revoked_at, u.status FROM sessions s JOIN users u ON u.id = s.user_id"
-        " WHERE s.id = $1 AND s.user_id = $2",
-        {p.session_id, p.user_id});
-    if (!row || !row->is_null("revoked_at")) state = State::revoked;
-    else if (row->text("status") != "active") state = State::suspended;
-    else p.roles = roles_of(tx, p.user_id);
-  });
-  if (state == State::revoked) throw unauthenticated("session_revoked", "This session has ended. Sign in again.");
-  if (state == State::suspended) throw ApiError(403, "account_suspended", "This account is suspended.");
+  return Principal{claims["sub"], claims["sid"], {}};
+}
+
+Principal Identity::check_session(db::Tx& tx, Principal p) {
+  auto row = tx.query_one(
+      "SELECT s.revoked_at, u.status FROM sessions s JOIN users u ON u.id = s.user_id"
+      " WHERE s.id = $1 AND s.user_id = $2",
+      {p.session_id, p.user_id});
+  if (!row || !row->is_null("revoked_at")) throw unauthenticated("session_revoked", "This session has ended. Sign in again.");
+  if (row->text("status") != "active") throw ApiError(403, "account_suspended", "This account is suspended.");
+  p.roles = roles_of(tx, p.user_id);
   return p;
 }
 
 json Identity::me(const std::string& user_id) {
-  return db_.read([&](db::Tx& tx) {
-    auto row = tx.query_one(std::string("SELECT ") + kUserColumns + " FROM users WHERE id = $1", {user_id});
-    if (!row) throw ApiError::not_found("No such user.");
-    return user_json(*row, roles_of(tx, user_id));
-  });
+  return db_.read([&](db::Tx& tx) { return me(tx, user_id); });
+}
+
+json Identity::me(db::Tx& tx, const Principal& who) {
+  auto row = tx.query_one(std::string("SELECT ") + kUserColumns + " FROM users WHERE id = $1", {who.user_id});
+  if (!row) throw ApiError::not_found("No such user.");
+  return user_json(*row, who.roles);
+}
+
+json Identity::me(db::Tx& tx, const std::string& user_id) {
+  auto row = tx.query_one(std::string("SELECT ") + kUserColumns + " FROM users WHERE id = $1", {user_id});
+  if (!row) throw ApiError::not_found("No such user.");
+  return user_json(*row, roles_of(tx, user_id));
 }
 
 json Identity::update_me(const std::string& user_id, const json& changes) {
