@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <fstream>
+#include <sstream>
 #include <future>
 #include <iostream>
 #include <thread>
@@ -132,6 +134,14 @@ int App::serve() {
   identity::Identity identity(*db_, identity_options);
   identity.start();
   identity.use_sms(*sms_);
+  if (!config_.oidc_config.empty()) {
+    std::ifstream file(config_.oidc_config);
+    std::stringstream text;
+    text << file.rdbuf();
+    auto parsed = json::parse(text.str(), nullptr, false);
+    if (parsed.is_discarded()) throw std::invalid_argument("--oidc-config is not valid JSON: " + config_.oidc_config);
+    identity.use_oidc(identity::OidcVerifier::from_config(parsed));
+  }
   api::Metrics metrics;
   api::Router router;
   api::Server* server_ptr = nullptr;

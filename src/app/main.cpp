@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
       ->envname("SOUQ_OTP_RESEND_COOLDOWN")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
+  serve->add_option("--oidc-config", c.oidc_config,
+                    "JSON file of OpenID Connect providers (issuer, audiences, JWKS) for /auth/oidc")
+      ->envname("SOUQ_OIDC_CONFIG")
+      ->check(CLI::ExistingFile);
   serve->add_option("--otp-per-ip-per-hour", c.otp_per_ip_per_hour,
                     "Codes one client address may ask for in an hour (raise it behind carrier NAT)")
       ->envname("SOUQ_OTP_PER_IP_PER_HOUR")

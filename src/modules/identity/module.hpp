@@ -12,6 +12,7 @@
 #include "db/database.hpp"
 #include "http/request.hpp"
 #include "http/router.hpp"
+#include "modules/identity/oidc.hpp"
 #include "modules/sms/module.hpp"
 
 namespace souq::identity {
@@ -55,6 +56,13 @@ class Identity {
   Identity(db::Database& db, Options options);
   // Where OTP text messages go. Without it, OTP sign-in is unavailable (503).
   void use_sms(sms::Sms& sms) { sms_ = &sms; }
+  // OpenID Connect providers. Without any, /auth/oidc is unavailable (503).
+  void use_oidc(OidcVerifier verifier) { oidc_ = std::move(verifier); }
+
+  // Signs in with a provider's ID token: the account linked to (issuer,
+  // subject), else the account with the same email when the provider says it
+  // is verified, else a new account. Returns {user, tokens…, new_user}.
+  json sign_in_oidc(const std::string& id_token, const std::string& nonce, const Client& client);
 
   // Phone OTP. request_otp sends a code (202 whatever the phone's history: it
   // never reveals whether an account exists) or throws 429 with retry_after.
@@ -138,6 +146,7 @@ class Identity {
   Options options_;
   std::string secret_;
   sms::Sms* sms_ = nullptr;
+  OidcVerifier oidc_;
 };
 
 // Argon2id (libsodium, interactive limits). Slow on purpose: call on a pool.

@@ -82,6 +82,17 @@ void register_routes(api::Router& router, Identity& identity, BlockingPool& bloc
     }));
   });
 
+  router.post("/api/v1/auth/oidc", [&](Request& req) -> awaitable<Response> {
+    Validator v(req.json_object());
+    v.only({"id_token", "nonce"});
+    auto token = v.text("id_token", 10, 16384);
+    auto nonce = v.text("nonce", 8, 256);
+    v.done();
+    co_return api::ok(req, co_await blocking.run([&] {
+      return identity.sign_in_oidc(*token, *nonce, client_of(req));
+    }));
+  });
+
   router.post("/api/v1/auth/refresh", [&](Request& req) -> awaitable<Response> {
     Validator v(req.json_object());
     v.only({"refresh_token"});
