@@ -131,6 +131,7 @@ int App::serve() {
   identity_options.refresh_ttl = std::chrono::seconds(config_.refresh_token_ttl);
   identity_options.otp_resend_cooldown = std::chrono::seconds(config_.otp_resend_cooldown);
   identity_options.otp_per_ip_per_hour = config_.otp_per_ip_per_hour;
+  identity_options.otp_ttl = std::chrono::seconds(config_.otp_ttl);
   identity::Identity identity(*db_, identity_options);
   identity.start();
   identity.use_sms(*sms_);
@@ -248,10 +249,11 @@ int App::worker() {
   return 0;
 }
 
-int App::admin_create(const std::string& email, const std::string& password, const std::string& display_name) {
+int App::admin_create(const std::string& email, const std::string& password, const std::string& display_name,
+                      const std::optional<std::string>& phone) {
   open_database();
   identity::Identity identity(*db_, {});
-  std::string id = identity.create_admin(email, identity::hash_password(password), display_name);
+  std::string id = identity.create_admin(email, identity::hash_password(password), display_name, phone);
   std::cout << "admin: " << id << " <" << email << ">\n";
   log::shutdown();
   return 0;

@@ -41,7 +41,8 @@ class App {
   int serve();    // HTTP server and workers until SIGINT/SIGTERM
   int worker();   // workers only, until SIGINT/SIGTERM
   int migrate();  // applies pending migrations and exits
-  int admin_create(const std::string& email, const std::string& password, const std::string& display_name);
+  int admin_create(const std::string& email, const std::string& password, const std::string& display_name,
+                   const std::optional<std::string>& phone);
   int jobs_list(const std::string& status, int limit);
   int jobs_retry(const std::string& id);
 

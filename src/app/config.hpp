@@ -28,6 +28,7 @@ struct Config {
   int refresh_token_ttl = 30 * 24 * 3600;
   int otp_resend_cooldown = 60;
   int otp_per_ip_per_hour = 20;
+  int otp_ttl = 600;
   std::string oidc_config;  // a JSON file of OpenID Connect providers
   // sms
   std::string sms_provider = "dev";

@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
                     "JSON file of OpenID Connect providers (issuer, audiences, JWKS) for /auth/oidc")
       ->envname("SOUQ_OIDC_CONFIG")
       ->check(CLI::ExistingFile);
+  serve->add_option("--otp-ttl", c.otp_ttl, "Seconds a sign-in code stays valid")
+      ->envname("SOUQ_OTP_TTL")
+      ->check(CLI::Range(5, 3600))
+      ->capture_default_str();
   serve->add_option("--otp-per-ip-per-hour", c.otp_per_ip_per_hour,
                     "Codes one client address may ask for in an hour (raise it behind carrier NAT)")
       ->envname("SOUQ_OTP_PER_IP_PER_HOUR")
@@ -159,6 +163,8 @@ int main(int argc, char** argv) {
       ->envname("SOUQ_ADMIN_PASSWORD")
       ->required();
   admin_create->add_option("--display-name", admin_name, "Shown to users")->capture_default_str();
+  std::string admin_phone;
+  admin_create->add_option("--phone", admin_phone, "E.164 phone, so the admin can also sign in by OTP");
 
   cli.add_subcommand("version", "Print the version")->callback([] { std::cout << "souq " << SOUQ_VERSION << "\n"; });
 
@@ -173,17 +179,19 @@ int main(int argc, char** argv) {
     if (retry->parsed()) return app.jobs_retry(job_id);
     if (admin_create->parsed()) {
       souq::json body = {{"email", admin_email}, {"password", admin_password}, {"display_name", admin_name}};
+      if (!admin_phone.empty()) body["phone"] = admin_phone;
       souq::Validator v(body);
       auto email = v.email("email");
       auto password = v.password("password");
       auto name = v.text("display_name", 1, 80);
+      auto phone = v.phone("phone", false);
       try {
         v.done();
       } catch (const souq::ApiError& e) {
         std::cerr << "souq: " << e.details().dump() << "\n";
         return 2;
       }
-      return app.admin_create(*email, *password, *name);
+      return app.admin_create(*email, *password, *name, phone);
     }
   } catch (const std::exception& e) {
     std::cerr << "souq: " << e.what() << "\n";

@@ -25,12 +25,19 @@ async function apply(actor, city = 'Cairo') {
 before(async () => {
   s = await startSouq();
   const email = `admin-${crypto.randomUUID()}@example.com`;
-  const made = spawnSync(SOUQ_BIN, ['admin', 'create', '--email', email, '--password', 'admin password 1', '--database', s.dbUrl],
+  const adminPhone = `+2012${String(Date.now() % 100_000_000).padStart(8, '0')}`;
+  const made = spawnSync(SOUQ_BIN, ['admin', 'create', '--email', email, '--password', 'admin password 1', '--phone', adminPhone,
+    '--database', s.dbUrl],
     { encoding: 'utf8', env: { PATH: process.env.PATH } });
   assert.equal(made.status, 0, made.stderr);
   const login = assertSuccess(await s.post('/api/v1/auth/login', { email, password: 'admin password 1' }));
   actors.admin = { id: decodeJwt(login.access_token).sub, token: login.access_token };
   assert.deepEqual(decodeJwt(login.access_token).roles, ['admin', 'buyer']);
+  assert.equal(assertSuccess(await s.get('/api/v1/users/me', auth(actors.admin))).phone, adminPhone);
+  const bad = spawnSync(SOUQ_BIN, ['admin', 'create', '--email', 'not-an-email', '--password', 'x', '--database', s.dbUrl],
+    { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  assert.equal(bad.status, 2, 'a bad email or short password is refused before anything is written');
+  assert.match(bad.stderr, /email/);
   actors.anonymous = null;
   actors.buyer = await register('buyer');
   actors.pending = await register('pending');

@@ -111,6 +111,20 @@ test('per-IP hourly limit: a fourth code from one address in an hour is 429', as
   }
 });
 
+test('an expired code is refused even when it is right', async () => {
+  const t = await startSouq({ args: ['--otp-ttl', '5', '--otp-resend-cooldown', '1'] });
+  try {
+    const phone = newPhone();
+    const sent = assertSuccess(await t.post('/api/v1/auth/otp/request', { phone }), 202);
+    assert.equal(sent.expires_in, 5);
+    const code = await lastCode(phone, t);
+    await sleep(5500);
+    assertError(await t.post('/api/v1/auth/otp/verify', { phone, code }), 401, 'otp_invalid');
+  } finally {
+    await t.stop();
+  }
+});
+
 test('malformed phones and codes are 422 and send nothing', async () => {
   for (const phone of ['01001234567', '+0123456789', '+20 100 123', '+1234', 'phone']) {
     assertError(await s.post('/api/v1/auth/otp/request', { phone }), 422, 'validation_failed');

@@ -147,7 +147,8 @@ json Identity::decide_seller_profile(const Principal& admin, const std::string& 
   });
 }
 
-std::string Identity::create_admin(const std::string& email, const std::string& hash, const std::string& display_name) {
+std::string Identity::create_admin(const std::string& email, const std::string& hash, const std::string& display_name,
+                                   const std::optional<std::string>& phone) {
   return db_.write([&](db::Tx& tx) {
     auto t = now_text();
     std::string user_id;
@@ -160,6 +161,13 @@ std::string Identity::create_admin(const std::string& email, const std::string& 
               " VALUES ($1, $2, $3, $4, $5, $5)",
               {user_id, display_name, email, hash, t});
       tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'buyer', $2)", {user_id, t});
+    }
+    if (phone) {
+      try {
+        tx.exec("UPDATE users SET phone = $2 WHERE id = $1", {user_id, *phone});
+      } catch (const db::ConstraintError&) {
+        throw std::invalid_argument("another account already has the phone " + *phone);
+      }
     }
     tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'admin', $2) ON CONFLICT DO NOTHING",
             {user_id, t});

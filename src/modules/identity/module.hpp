@@ -133,7 +133,9 @@ class Identity {
 
   // The first admin, from the command line: creates the account, or makes an
   // existing account with this email an admin. Returns the user id.
-  std::string create_admin(const std::string& email, const std::string& password_hash, const std::string& display_name);
+  // With a phone (E.164), the admin can also sign in by OTP.
+  std::string create_admin(const std::string& email, const std::string& password_hash, const std::string& display_name,
+                           const std::optional<std::string>& phone = std::nullopt);
 
   const Options& options() const { return options_; }
   db::Database& db() { return db_; }
