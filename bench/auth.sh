@@ -7,6 +7,7 @@
 #   bench/auth.sh [seconds per round, default 10] [rounds, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${1:-10}
 ROUNDS=${2:-3}
 BUILD=${SOUQ_BUILD_DIR:-build}
@@ -15,7 +16,7 @@ work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 (cd "$work" && exec "$OLDPWD/$BUILD/souq" serve --listen "127.0.0.1:$PORT" --rate-limit 0 >"$work/souq.log" 2>&1) &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
@@ -24,14 +25,6 @@ reply=$(curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/auth/register" -H 'Conte
 TOKEN=$(python3 -c 'import sys,json; print(json.loads(sys.argv[1])["data"]["access_token"])' "$reply")
 USER=$(python3 -c 'import sys,json; print(json.loads(sys.argv[1])["data"]["user"]["id"])' "$reply")
 
-measure() {  # url [header] → "rps p50 p99"
-  local args=(-t1 -c50 -d"${DURATION}s" --latency)
-  [ -n "${2:-}" ] && args+=(-H "$2")
-  wrk "${args[@]}" "$1" | awk '
-    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-    /Requests\/sec/ { rps=$2 } /^ +50%/ { p50=ms($2) } /^ +99%/ { p99=ms($2) }
-    /Non-2xx/ { bad=$NF } END { if (bad) { print "non-2xx answers: " bad > "/dev/stderr"; exit 1 } printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
-}
 
 declare -A rps p50 p99
 for round in $(seq "$ROUNDS"); do
@@ -45,7 +38,7 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 echo
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%Y-%m-%d); wrk -t1 -c50 -d${DURATION}s x $ROUNDS rounds; SQLite"
+echo "machine: $(machine); wrk -t1 -c50 -d${DURATION}s x $ROUNDS rounds; SQLite"
 echo
 echo "| route | requests/s | p50 ms | p99 ms | ratio |"
 echo "|---|---|---|---|---|"

@@ -9,6 +9,7 @@
 # Needs: wrk (Debian package), a build (scripts/setup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${1:-10}
 ROUNDS=${2:-3}
 THREADS=${SOUQ_BENCH_THREADS:-2}
@@ -21,7 +22,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HELLO_PORT=$(free_port)
 SOUQ_PORT=$(free_port)
 "$BUILD/bench_hello" "$HELLO_PORT" "$THREADS" & pids+=($!)
@@ -34,14 +34,6 @@ for port in "$HELLO_PORT" "$SOUQ_PORT"; do
 done
 
 # Prints "rps p50_ms p99_ms" for one wrk run.
-measure() {
-  wrk -t1 -c50 -d"${DURATION}s" --latency "$1" | awk '
-    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-    /Requests\/sec/ { rps=$2 }
-    /^ +50%/ { p50=ms($2) }
-    /^ +99%/ { p99=ms($2) }
-    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
-}
 
 declare -A sum_rps sum_p50 sum_p99
 targets=("ceiling http://127.0.0.1:$HELLO_PORT/healthz"
@@ -58,9 +50,8 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 echo
-echo "machine: $(nproc) cores, $cpu; $(date -u +%Y-%m-%d); wrk -t1 -c50 -d${DURATION}s x $ROUNDS rounds; servers with $THREADS I/O threads"
+echo "machine: $(machine); wrk -t1 -c50 -d${DURATION}s x $ROUNDS rounds; servers with $THREADS I/O threads"
 echo
 echo "| target | requests/s | p50 ms | p99 ms | ratio to ceiling |"
 echo "|---|---|---|---|---|"

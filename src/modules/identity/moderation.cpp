@@ -46,30 +46,31 @@ json Identity::warn(const Principal& admin, const std::string& user_id, const st
   });
 }
 
-json Identity::suspend(const Principal& admin, const std::string& user_id, const std::string& reason,
-                       const std::string& request_id) {
-  if (admin.user_id == user_id)
-    throw ApiError::unprocessable("cannot_suspend_self", "An admin cannot suspend their own account.");
+// The one guarded status change behind suspend and unsuspend.
+json Identity::change_status(const Principal& admin, const std::string& user_id, const char* from, const char* to,
+                             const char* action, const std::string& reason, const std::string& request_id) {
   db_.write([&](db::Tx& tx) {
     require_user_exists(tx, user_id);
-    if (tx.exec("UPDATE users SET status = 'suspended', updated_at = $2 WHERE id = $1 AND status = 'active'",
-                {user_id, now_text()}) == 0)
-      throw ApiError::conflict("already_suspended", "This account is already suspended.");
-    audit::record(tx, {admin.user_id, "user.suspend", "user", user_id, reason, json::object(), request_id});
+    if (tx.exec("UPDATE users SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
+                {user_id, from, to, now_text()}) == 0)
+      throw std::string(to) == "suspended"
+          ? ApiError::conflict("already_suspended", "This account is already suspended.")
+          : ApiError::conflict("not_suspended", "This account is not suspended.");
+    audit::record(tx, {admin.user_id, action, "user", user_id, reason, json::object(), request_id});
   });
   return me(user_id);
 }
 
+json Identity::suspend(const Principal& admin, const std::string& user_id, const std::string& reason,
+                       const std::string& request_id) {
+  if (admin.user_id == user_id)
+    throw ApiError::unprocessable("cannot_suspend_self", "An admin cannot suspend their own account.");
+  return change_status(admin, user_id, "active", "suspended", "user.suspend", reason, request_id);
+}
+
 json Identity::unsuspend(const Principal& admin, const std::string& user_id, const std::string& reason,
                          const std::string& request_id) {
-  db_.write([&](db::Tx& tx) {
-    require_user_exists(tx, user_id);
-    if (tx.exec("UPDATE users SET status = 'active', updated_at = $2 WHERE id = $1 AND status = 'suspended'",
-                {user_id, now_text()}) == 0)
-      throw ApiError::conflict("not_suspended", "This account is not suspended.");
-    audit::record(tx, {admin.user_id, "user.unsuspend", "user", user_id, reason, json::object(), request_id});
-  });
-  return me(user_id);
+  return change_status(admin, user_id, "suspended", "active", "user.unsuspend", reason, request_id);
 }
 
 json Identity::apply_to_sell(const Principal& who, const json& f) {

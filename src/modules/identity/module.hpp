@@ -141,6 +141,8 @@ class Identity {
   db::Database& db() { return db_; }
 
  private:
+  json change_status(const Principal& admin, const std::string& user_id, const char* from, const char* to,
+                     const char* action, const std::string& reason, const std::string& request_id);
   TokenPair issue(db::Tx& tx, const std::string& user_id, const std::string& session_id);
   std::vector<std::string> roles_of(db::Tx& tx, const std::string& user_id);
 

@@ -1,5 +1,5 @@
--- The append-only audit log of operator actions. The triggers make "never
--- updated or deleted" a property of the database, not only of the code.
+-- The append-only audit log of operator actions (0002 makes the database
+-- itself refuse to change or delete an entry).
 CREATE TABLE audit_log (
   id TEXT PRIMARY KEY,
   actor_id TEXT,
@@ -14,7 +14,3 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_target ON audit_log (target_type, target_id, id);
 CREATE INDEX audit_log_actor ON audit_log (actor_id, id);
 CREATE INDEX audit_log_action ON audit_log (action, id);
-CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
