@@ -250,10 +250,10 @@ int App::worker() {
 }
 
 int App::admin_create(const std::string& email, const std::string& password, const std::string& display_name,
-                      const std::optional<std::string>& phone) {
+                      const std::optional<std::string>& phone, bool promote_existing) {
   open_database();
   identity::Identity identity(*db_, {});
-  std::string id = identity.create_admin(email, identity::hash_password(password), display_name, phone);
+  std::string id = identity.create_admin(email, identity::hash_password(password), display_name, phone, promote_existing);
   std::cout << "admin: " << id << " <" << email << ">\n";
   log::shutdown();
   return 0;

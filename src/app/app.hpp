@@ -42,7 +42,7 @@ class App {
   int worker();   // workers only, until SIGINT/SIGTERM
   int migrate();  // applies pending migrations and exits
   int admin_create(const std::string& email, const std::string& password, const std::string& display_name,
-                   const std::optional<std::string>& phone);
+                   const std::optional<std::string>& phone, bool promote_existing);
   int jobs_list(const std::string& status, int limit);
   int jobs_retry(const std::string& id);
 

@@ -165,6 +165,9 @@ int main(int argc, char** argv) {
   admin_create->add_option("--display-name", admin_name, "Shown to users")->capture_default_str();
   std::string admin_phone;
   admin_create->add_option("--phone", admin_phone, "E.164 phone, so the admin can also sign in by OTP");
+  bool promote_existing = false;
+  admin_create->add_flag("--promote-existing", promote_existing,
+                         "Make an existing account with this email an admin (ends its sessions and linked providers)");
 
   cli.add_subcommand("version", "Print the version")->callback([] { std::cout << "souq " << SOUQ_VERSION << "\n"; });
 
@@ -191,7 +194,7 @@ int main(int argc, char** argv) {
         std::cerr << "souq: " << e.details().dump() << "\n";
         return 2;
       }
-      return app.admin_create(*email, *password, *name, phone);
+      return app.admin_create(*email, *password, *name, phone, promote_existing);
     }
   } catch (const std::exception& e) {
     std::cerr << "souq: " << e.what() << "\n";

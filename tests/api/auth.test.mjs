@@ -75,6 +75,9 @@ test('access tokens: missing, malformed, alg none, forged, expired and foreign t
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const none = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...claims, exp: claims.exp + 10 })}.`;
   assertError(await s.get('/api/v1/users/me', bearer(none)), 401, 'invalid_token');
+  // A header whose alg is not a string is a refusal, not a server error.
+  const oddHeader = `${b64({ alg: 1 })}.${b64(claims)}.AAAA`;
+  assertError(await s.get('/api/v1/users/me', bearer(oddHeader)), 401, 'invalid_token');
   const forged = await new SignJWT({ ...claims, roles: ['admin'] }).setProtectedHeader({ alg: 'HS256' })
     .sign(new TextEncoder().encode('some-other-secret-that-is-long-enough-000000'));
   assertError(await s.get('/api/v1/users/me', bearer(forged)), 401, 'invalid_token');

@@ -126,6 +126,8 @@ test('suspension takes effect on the very next request and unsuspension restores
   assertSuccess(await s.post(`/api/v1/admin/users/${u.id}/suspend`, { reason: 'chargebacks' }, auth(actors.admin)));
   assertError(await s.get('/api/v1/users/me', auth(u)), 403, 'account_suspended');
   assertError(await s.post('/api/v1/auth/refresh', { refresh_token: u.refresh }), 403, 'account_suspended');
+  assertError(await s.post('/api/v1/auth/login', { email: u.email, password: 'password for tests' }), 403, 'account_suspended',
+    'no new session for a suspended account');
   assertError(await s.get(`/api/v1/users/${u.id}`), 404, 'not_found');
   assertError(await s.post(`/api/v1/admin/users/${u.id}/suspend`, { reason: 'again' }, auth(actors.admin)), 409, 'already_suspended');
   assertSuccess(await s.post(`/api/v1/admin/users/${u.id}/unsuspend`, { reason: 'appeal accepted' }, auth(actors.admin)));
@@ -138,6 +140,21 @@ test('suspension takes effect on the very next request and unsuspension restores
   const log = assertSuccess(await s.get(`/api/v1/admin/audit?target_id=${u.id}`, auth(actors.admin)));
   assert.deepEqual(log.map((e) => e.action), ['user.unsuspend', 'user.suspend']);
   assert.deepEqual(log.map((e) => e.reason), ['appeal accepted', 'chargebacks']);
+});
+
+test('admin create will not silently promote an account someone registered first', async () => {
+  const squatter = await register('squatter');
+  const run = (extra) => spawnSync(SOUQ_BIN, ['admin', 'create', '--email', squatter.email, '--password', 'operator password',
+    '--database', s.dbUrl, ...extra], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  const refused = run([]);
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(refused.stderr, /--promote-existing/);
+  assert.deepEqual(assertSuccess(await s.get('/api/v1/users/me', auth(squatter))).roles, ['buyer'], 'nothing changed');
+  assert.equal(run(['--promote-existing']).status, 0);
+  assertError(await s.get('/api/v1/users/me', auth(squatter)), 401, 'session_revoked', 'the earlier sessions are ended');
+  assertError(await s.post('/api/v1/auth/login', { email: squatter.email, password: 'password for tests' }), 401, 'invalid_credentials');
+  const op = assertSuccess(await s.post('/api/v1/auth/login', { email: squatter.email, password: 'operator password' }));
+  assert.deepEqual(decodeJwt(op.access_token).roles, ['admin', 'buyer']);
 });
 
 test('audit log: filters and cursor pagination', async () => {

@@ -33,12 +33,17 @@ before(async () => {
 });
 after(async () => { await s?.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
 
-function google(claims = {}, { key = rsa.privateKey, kid = 'g-1', alg = 'RS256', exp = '10m' } = {}) {
-  return new SignJWT({ email_verified: true, nonce: 'nonce-123456', ...claims })
+// Each token carries a fresh nonce (nonces are single use); signIn sends it back.
+const nonces = new Map();
+async function google(claims = {}, { key = rsa.privateKey, kid = 'g-1', alg = 'RS256', exp = '10m' } = {}) {
+  const nonce = claims.nonce ?? `nonce-${crypto.randomUUID()}`;
+  const token = await new SignJWT({ email_verified: true, ...claims, nonce })
     .setProtectedHeader({ alg, kid }).setIssuer(GOOGLE).setAudience('web-client')
     .setSubject(claims.sub ?? `g-${crypto.randomUUID()}`).setIssuedAt().setExpirationTime(exp).sign(key);
+  nonces.set(token, nonce);
+  return token;
 }
-const signIn = (id_token, nonce = 'nonce-123456') => s.post('/api/v1/auth/oidc', { id_token, nonce });
+const signIn = (id_token, nonce = nonces.get(id_token) ?? 'nonce-123456') => s.post('/api/v1/auth/oidc', { id_token, nonce });
 
 test('RS256: the first sign-in creates the account, the next finds it by subject', async () => {
   const sub = `g-${crypto.randomUUID()}`;
@@ -65,15 +70,28 @@ test('ES256 (Apple, keys from a JWKS file, nonce given as its SHA-256)', async (
   assert.equal(r.new_user, true);
 });
 
-test('a verified email links to the existing account; an unverified one does not', async () => {
+test('linking by email: a second provider joins a provider-made account; a password account is never taken over', async () => {
   const email = `link-${crypto.randomUUID()}@example.com`;
-  const reg = assertSuccess(await s.post('/api/v1/auth/register', { email, password: 'password for tests', display_name: 'P' }), 201);
-  const linked = assertSuccess(await signIn(await google({ email })));
-  assert.equal(linked.user.id, reg.user.id);
-  assert.equal(linked.new_user, false);
-  const unverified = assertSuccess(await signIn(await google({ email, email_verified: false })));
-  assert.notEqual(unverified.user.id, reg.user.id, 'an unverified email must not take over an account');
-  assert.equal(unverified.user.email, null);
+  const viaGoogle = assertSuccess(await signIn(await google({ email })));
+  const appleNonce = `nonce-${crypto.randomUUID()}`;
+  const appleToken = await new SignJWT({ nonce: appleNonce, email, email_verified: true })
+    .setProtectedHeader({ alg: 'ES256', kid: 'apple-1' }).setIssuer(APPLE).setAudience('com.example.souq')
+    .setSubject(`a-${crypto.randomUUID()}`).setIssuedAt().setExpirationTime('5m').sign(ec.privateKey);
+  const viaApple = assertSuccess(await signIn(appleToken, appleNonce));
+  assert.equal(viaApple.user.id, viaGoogle.user.id, 'the same verified email at a second provider is the same person');
+  // Pre-hijacking: someone registers the victim's email with a password first.
+  const victim = `victim-${crypto.randomUUID()}@example.com`;
+  assertSuccess(await s.post('/api/v1/auth/register', { email: victim, password: 'attacker password', display_name: 'A' }), 201);
+  assertError(await signIn(await google({ email: victim })), 409, 'account_exists');
+  const unverified = assertSuccess(await signIn(await google({ email: victim, email_verified: false })));
+  assert.equal(unverified.user.email, null, 'an unverified email is not stored');
+  assert.doesNotMatch(unverified.user.display_name, /victim/, 'public names never carry the email');
+});
+
+test('an ID token signs in once: replaying it (its nonce) is refused', async () => {
+  const token = await google();
+  assertSuccess(await signIn(token));
+  assertError(await signIn(token), 401, 'invalid_id_token');
 });
 
 test('forged, foreign, expired and mismatched tokens are refused with 401 invalid_id_token', async () => {
@@ -87,6 +105,7 @@ test('forged, foreign, expired and mismatched tokens are refused with 401 invali
       .setIssuer('https://evil.example').setAudience('web-client').setSubject('x').setIssuedAt().setExpirationTime('5m')
       .sign(rsa.privateKey),
     'wrong nonce': await google({ nonce: 'another-nonce' }),
+    'alg of the wrong type': ['eyJhbGciOjF9', 'e30', 'AAAA'].join('.'),
     // The classic confusion: HS256 "signed" with the RSA public key as the secret.
     'alg HS256 with the public key': await new SignJWT({ nonce: 'nonce-123456' }).setProtectedHeader({ alg: 'HS256', kid: 'g-1' })
       .setIssuer(GOOGLE).setAudience('web-client').setSubject('x').setIssuedAt().setExpirationTime('5m')
@@ -98,12 +117,14 @@ test('forged, foreign, expired and mismatched tokens are refused with 401 invali
   cases.tampered = [parts[0], Buffer.from(JSON.stringify({ ...claims, sub: 'admin' })).toString('base64url'), parts[2]].join('.');
   cases['alg none'] = [Buffer.from('{"alg":"none","kid":"g-1"}').toString('base64url'), parts[1], ''].join('.');
   for (const [name, token] of Object.entries(cases)) {
-    const res = await signIn(token);
+    const res = await signIn(token, 'the-nonce-this-app-sent');  // every case fails before or at the nonce
     assert.equal(res.status, 401, `${name}: ${res.status} ${res.text}`);
     assert.equal(res.json.error.code, 'invalid_id_token', name);
   }
   assertError(await s.post('/api/v1/auth/oidc', { id_token: good }), 422, 'validation_failed');
   assertSuccess(await signIn(good), 200, 'the untouched token still signs in');
+  assertError(await s.post('/api/v1/auth/oidc', { id_token: await google({ nonce: 'never-given-back' }), nonce: 'another-one' }),
+    401, 'invalid_id_token');
 });
 
 test('without --oidc-config the route answers 503 oidc_unavailable', async () => {

@@ -32,7 +32,9 @@ JwtResult verify_hs256(std::string_view token, std::string_view secret, std::str
   if (!header_text || !payload_text || !signature) return {};
   auto header = nlohmann::json::parse(*header_text, nullptr, false);
   if (!header.is_object()) return {};
-  if (header.value("alg", "") != "HS256") return {std::nullopt, JwtError::bad_algorithm};
+  // Types checked before reading: {"alg": 1} must be a refusal, not a 500.
+  if (!header.contains("alg") || !header["alg"].is_string() || header["alg"] != "HS256")
+    return {std::nullopt, JwtError::bad_algorithm};
   if (!crypto::equal_constant_time(crypto::hmac_sha256(secret, token.substr(0, second)), *signature))
     return {std::nullopt, JwtError::bad_signature};
   auto claims = nlohmann::json::parse(*payload_text, nullptr, false);
@@ -40,7 +42,8 @@ JwtResult verify_hs256(std::string_view token, std::string_view secret, std::str
   if (claims["exp"].get<int64_t>() <= now) return {std::nullopt, JwtError::expired};
   if (claims.contains("nbf") && (!claims["nbf"].is_number_integer() || claims["nbf"].get<int64_t>() > now))
     return {std::nullopt, JwtError::not_yet_valid};
-  if (claims.value("iss", "") != issuer) return {std::nullopt, JwtError::wrong_issuer};
+  if (!claims.contains("iss") || !claims["iss"].is_string() || claims["iss"] != issuer)
+    return {std::nullopt, JwtError::wrong_issuer};
   return {std::move(claims), JwtError::malformed};
 }
 

@@ -80,10 +80,14 @@ json Identity::apply_to_sell(const Principal& who, const json& f) {
     std::string id;
     if (!existing) {
       id = new_id("slr");
-      tx.exec("INSERT INTO seller_profiles (id, user_id, business_name, description, city, documents, status,"
+      try {
+        tx.exec("INSERT INTO seller_profiles (id, user_id, business_name, description, city, documents, status,"
               " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)",
               {id, who.user_id, f["business_name"].get<std::string>(), f["description"].get<std::string>(),
-               f["city"].get<std::string>(), f["documents"].dump(), t});
+                 f["city"].get<std::string>(), f["documents"].dump(), t});
+      } catch (const db::ConstraintError&) {
+        throw db::RetryableError("seller application created concurrently");  // the rerun answers 409
+      }
     } else {
       id = existing->text("id");
       // Only a rejected application may be sent again; the guard makes a
@@ -149,13 +153,21 @@ json Identity::decide_seller_profile(const Principal& admin, const std::string& 
 }
 
 std::string Identity::create_admin(const std::string& email, const std::string& hash, const std::string& display_name,
-                                   const std::optional<std::string>& phone) {
+                                   const std::optional<std::string>& phone, bool promote_existing) {
   return db_.write([&](db::Tx& tx) {
     auto t = now_text();
     std::string user_id;
     if (auto row = tx.query_one("SELECT id FROM users WHERE email = $1", {email})) {
       user_id = row->text("id");
+      if (!promote_existing)
+        throw std::invalid_argument("an account with " + email +
+                                    " exists; pass --promote-existing to make it an admin (its sessions and linked"
+                                    " providers are ended first)");
       tx.exec("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1", {user_id, hash, t});
+      tx.exec("UPDATE sessions SET revoked_at = $2, revoked_reason = 'promoted_to_admin'"
+              " WHERE user_id = $1 AND revoked_at IS NULL",
+              {user_id, t});
+      tx.exec("DELETE FROM user_identities WHERE user_id = $1", {user_id});
     } else {
       user_id = new_id("usr");
       tx.exec("INSERT INTO users (id, display_name, email, password_hash, created_at, updated_at)"

@@ -134,8 +134,11 @@ class Identity {
   // The first admin, from the command line: creates the account, or makes an
   // existing account with this email an admin. Returns the user id.
   // With a phone (E.164), the admin can also sign in by OTP.
+  // An existing account is promoted only with `promote_existing`; then every
+  // session it has and every provider linked to it are ended first, so that
+  // someone who registered the email before the operator keeps nothing.
   std::string create_admin(const std::string& email, const std::string& password_hash, const std::string& display_name,
-                           const std::optional<std::string>& phone = std::nullopt);
+                           const std::optional<std::string>& phone = std::nullopt, bool promote_existing = false);
 
   const Options& options() const { return options_; }
   db::Database& db() { return db_; }

@@ -145,23 +145,26 @@ json OidcVerifier::verify(const std::string& token, const std::string& nonce, in
   auto claims = json::parse(crypto::base64url_decode(token.substr(first + 1, last - first - 1)).value_or(""), nullptr, false);
   auto signature = crypto::base64url_decode(token.substr(last + 1));
   if (!header.is_object() || !claims.is_object() || !signature) throw invalid("malformed");
-  std::string alg = header.value("alg", "");
+  auto text = [](const json& object, const char* field) {  // never throws on a wrong type
+    return object.contains(field) && object[field].is_string() ? object[field].get<std::string>() : std::string();
+  };
+  std::string alg = text(header, "alg");
   if (alg != "RS256" && alg != "ES256") throw invalid("algorithm " + alg + " is not accepted");
   // The issuer only chooses which keys to try; nothing is trusted before the signature checks.
   const OidcProvider* provider = nullptr;
   for (const auto& p : providers_)
-    if (claims.value("iss", "") == p.issuer) provider = &p;
+    if (text(claims, "iss") == p.issuer) provider = &p;
   if (!provider) throw invalid("unknown issuer");
-  auto key = provider->keys.find(header.value("kid", ""));
+  auto key = provider->keys.find(text(header, "kid"));
   if (key == provider->keys.end()) throw invalid("unknown key id");
   if ((alg == "RS256") != (key->second->kty() == "RSA")) throw invalid("the key does not fit the algorithm");
   std::string signed_part = token.substr(0, last);
   std::optional<std::string> sig = alg == "ES256" ? es256_to_der(*signature) : signature;
   if (!sig || !key->second->verify_sha256(signed_part, *sig)) throw invalid("bad signature");
   constexpr int64_t kLeeway = 60;
-  if (!claims.contains("exp") || !claims["exp"].is_number() || claims["exp"].get<int64_t>() + kLeeway <= now)
+  if (!claims.contains("exp") || !claims["exp"].is_number_integer() || claims["exp"].get<int64_t>() + kLeeway <= now)
     throw invalid("expired");
-  if (claims.contains("iat") && claims["iat"].is_number() && claims["iat"].get<int64_t>() > now + kLeeway)
+  if (claims.contains("iat") && claims["iat"].is_number_integer() && claims["iat"].get<int64_t>() > now + kLeeway)
     throw invalid("issued in the future");
   bool audience_ok = false;
   auto fits = [&](const json& a) {
@@ -176,7 +179,7 @@ json OidcVerifier::verify(const std::string& token, const std::string& nonce, in
     }
   }
   if (!audience_ok) throw invalid("it was issued for another audience");
-  std::string token_nonce = claims.value("nonce", "");
+  std::string token_nonce = text(claims, "nonce");
   if (token_nonce.empty() || (!crypto::equal_constant_time(token_nonce, nonce) &&
                               !crypto::equal_constant_time(token_nonce, crypto::sha256_hex(nonce))))
     throw invalid("the nonce does not match");
@@ -202,27 +205,49 @@ json Identity::sign_in_oidc(const std::string& id_token, const std::string& nonc
   std::string issuer = claims["iss"], subject = claims["sub"];
   bool verified = claims.value("email_verified", json(false)) == json(true) ||
                   claims.value("email_verified", json(false)) == json("true");
-  std::string email = verified ? claims.value("email", std::string()) : std::string();
+  std::string email = verified ? (claims.contains("email") && claims["email"].is_string() ? claims["email"].get<std::string>()
+                                                                                         : std::string())
+                               : std::string();
   std::transform(email.begin(), email.end(), email.begin(), [](unsigned char c) { return char(std::tolower(c)); });
   std::string user_id;
-  bool created = false, suspended = false;
+  bool created = false;
+  enum class Refusal { none, replayed, suspended, account_exists } refusal = Refusal::none;
   db_.write([&](db::Tx& tx) {
-    created = suspended = false;
+    created = false;
+    refusal = Refusal::none;
     auto t = now_text();
+    // A nonce signs in once: a leaked ID token cannot be replayed.
+    if (tx.exec("INSERT INTO oidc_nonces (issuer, nonce, used_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                {issuer, claims["nonce"].get<std::string>(), t}) == 0) {
+      refusal = Refusal::replayed;
+      return;
+    }
     if (auto linked = tx.query_one("SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2",
                                    {issuer, subject})) {
       user_id = linked->text("user_id");
     } else {
-      auto by_email = email.empty() ? std::nullopt : tx.query_one("SELECT id FROM users WHERE email = $1", {email});
+      auto by_email = email.empty() ? std::nullopt
+                                     : tx.query_one("SELECT id, password_hash FROM users WHERE email = $1", {email});
+      if (by_email && !by_email->is_null("password_hash")) {
+        // The account was made with a password and an email nobody verified:
+        // linking would let whoever registered it share the provider's account
+        // (pre-hijacking). The owner signs in with the password instead.
+        refusal = Refusal::account_exists;
+        return;
+      }
       if (by_email) {
         user_id = by_email->text("id");
       } else {
         user_id = new_id("usr");
         created = true;
-        std::string name = claims.value("name", std::string());
-        if (name.empty()) name = email.empty() ? "User" : email.substr(0, email.find('@'));
-        tx.exec("INSERT INTO users (id, display_name, email, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
-                {user_id, name.substr(0, 80), email.empty() ? std::optional<std::string>() : std::optional(email), t});
+        std::string name = claims.contains("name") && claims["name"].is_string() ? claims["name"].get<std::string>() : "";
+        if (name.empty()) name = "User " + new_id("x").substr(22);  // never the email: names are public
+        try {
+          tx.exec("INSERT INTO users (id, display_name, email, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+                  {user_id, name.substr(0, 80), email.empty() ? std::optional<std::string>() : std::optional(email), t});
+        } catch (const db::ConstraintError&) {
+          throw db::RetryableError("account created concurrently");  // the rerun finds it by email
+        }
         tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'buyer', $2)", {user_id, t});
       }
       // Two first sign-ins racing: the loser's insert finds the link taken and
@@ -232,9 +257,15 @@ json Identity::sign_in_oidc(const std::string& id_token, const std::string& nonc
                   {issuer, subject, user_id, email.empty() ? std::optional<std::string>() : std::optional(email), t}) == 0)
         throw db::RetryableError("identity linked concurrently");
     }
-    suspended = tx.query_one("SELECT status FROM users WHERE id = $1", {user_id})->text("status") != "active";
+    if (tx.query_one("SELECT status FROM users WHERE id = $1", {user_id})->text("status") != "active") {
+      refusal = Refusal::suspended;
+      throw ApiError(403, "account_suspended", "This account is suspended.");  // rolls back the link too
+    }
   });
-  if (suspended) throw ApiError(403, "account_suspended", "This account is suspended.");
+  if (refusal == Refusal::replayed) throw ApiError(401, "invalid_id_token", "The ID token is not accepted: its nonce was already used.");
+  if (refusal == Refusal::account_exists)
+    throw ApiError::conflict("account_exists",
+                             "An account with this email exists. Sign in with its password, then link the provider.");
   json data = start_session(user_id, client).to_json();
   data["user"] = me(user_id);
   data["new_user"] = created;

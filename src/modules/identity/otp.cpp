@@ -105,7 +105,7 @@ json Identity::verify_otp(const std::string& phone, const std::string& code, con
       created = true;
       auto stamp = format_time(t);
       tx.exec("INSERT INTO users (id, display_name, phone, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
-              {user_id, display_name.empty() ? "User " + phone.substr(phone.size() - 4) : display_name, phone, stamp});
+              {user_id, display_name.empty() ? "User " + new_id("x").substr(22) : display_name, phone, stamp});
       tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'buyer', $2)", {user_id, stamp});
     }
     outcome = Outcome::ok;

@@ -97,6 +97,9 @@ TokenPair Identity::issue(db::Tx& tx, const std::string& user_id, const std::str
 
 TokenPair Identity::start_session(const std::string& user_id, const Client& client) {
   return db_.write([&](db::Tx& tx) {
+    auto status = tx.query_one("SELECT status FROM users WHERE id = $1", {user_id});
+    if (!status || status->text("status") != "active")
+      throw ApiError(403, "account_suspended", "This account is suspended.");
     auto t = now();
     std::string sid = new_id("ses");
     tx.exec("INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip)"
@@ -152,7 +155,8 @@ TokenPair Identity::refresh(const std::string& token, const Client& client) {
     outcome = Outcome::ok;
     auto t = now();
     auto row = tx.query_one(
-        "SELECT rt.session_id, rt.used_at, rt.expires_at, s.user_id, s.revoked_at, u.status"
+        "SELECT rt.session_id, rt.used_at, rt.expires_at, s.user_id, s.revoked_at, s.expires_at AS session_expires_at,"
+        " u.status"
         " FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id"
         " WHERE rt.token_hash = $1",
         {crypto::sha256_hex(token)});
@@ -165,7 +169,7 @@ TokenPair Identity::refresh(const std::string& token, const Client& client) {
       outcome = Outcome::suspended;
       return;
     }
-    if (row->text("expires_at") <= format_time(t)) {
+    if (row->text("expires_at") <= format_time(t) || row->text("session_expires_at") <= format_time(t)) {
       outcome = Outcome::expired;
       return;
     }
@@ -247,10 +251,10 @@ Principal Identity::verify_token(std::string_view header) const {
 
 Principal Identity::check_session(db::Tx& tx, Principal p) {
   auto row = tx.query_one(
-      "SELECT s.revoked_at, u.status FROM sessions s JOIN users u ON u.id = s.user_id"
+      "SELECT s.revoked_at, s.expires_at, u.status FROM sessions s JOIN users u ON u.id = s.user_id"
       " WHERE s.id = $1 AND s.user_id = $2",
       {p.session_id, p.user_id});
-  if (!row || !row->is_null("revoked_at")) throw unauthenticated("session_revoked", "This session has ended. Sign in again.");
+  if (!row || !row->is_null("revoked_at") || row->text("expires_at") <= now_text()) throw unauthenticated("session_revoked", "This session has ended. Sign in again.");
   if (row->text("status") != "active") throw ApiError(403, "account_suspended", "This account is suspended.");
   p.roles = roles_of(tx, p.user_id);
   return p;

@@ -86,6 +86,12 @@ void Sms::deliver(const std::string& message_id) {
       tx.exec("UPDATE sms_messages SET status = $2, provider_message_id = $3, error = NULL, sent_at = $4"
               " WHERE id = $1 AND status = 'queued'",
               {message_id, delivery.status, delivery.provider_message_id, now_text()});
+      // Once a real gateway has it, a sign-in code must not stay readable to
+      // admins or in backups. (The dev provider sends nothing: its record is
+      // the only way the code reaches anyone.)
+      if (delivery.status == "sent")
+        tx.exec("UPDATE sms_messages SET body = '[code removed after delivery]' WHERE id = $1 AND purpose = 'otp'",
+                {message_id});
     });
   } catch (const std::exception& e) {
     db_.write([&](db::Tx& tx) {
