@@ -132,6 +132,8 @@ int App::serve() {
   identity_options.otp_resend_cooldown = std::chrono::seconds(config_.otp_resend_cooldown);
   identity_options.otp_per_ip_per_hour = config_.otp_per_ip_per_hour;
   identity_options.otp_ttl = std::chrono::seconds(config_.otp_ttl);
+  identity_options.login_failures_per_email = config_.login_failures_per_email;
+  identity_options.login_failures_per_ip = 5 * config_.login_failures_per_email;
   identity::Identity identity(*db_, identity_options);
   identity.start();
   identity.use_sms(*sms_);

@@ -29,6 +29,7 @@ struct Config {
   int otp_resend_cooldown = 60;
   int otp_per_ip_per_hour = 20;
   int otp_ttl = 600;
+  int login_failures_per_email = 10;
   std::string oidc_config;  // a JSON file of OpenID Connect providers
   // sms
   std::string sms_provider = "dev";

@@ -72,6 +72,11 @@ int main(int argc, char** argv) {
                     "JSON file of OpenID Connect providers (issuer, audiences, JWKS) for /auth/oidc")
       ->envname("SOUQ_OIDC_CONFIG")
       ->check(CLI::ExistingFile);
+  serve->add_option("--login-failures-per-email", c.login_failures_per_email,
+                    "Failed password sign-ins per email in 15 minutes before 429 (per address: 5x this)")
+      ->envname("SOUQ_LOGIN_FAILURES_PER_EMAIL")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   serve->add_option("--otp-ttl", c.otp_ttl, "Seconds a sign-in code stays valid")
       ->envname("SOUQ_OTP_TTL")
       ->check(CLI::Range(5, 3600))

@@ -171,3 +171,23 @@ test('public profile: no contact details; unknown and malformed ids are 404', as
   assertError(await s.get('/api/v1/users/usr_0000000000000000000000000a'), 404, 'not_found');
   assertError(await s.get('/api/v1/users/nope'), 404, 'not_found');
 });
+
+test('password guessing is throttled per email before any hashing, even for the right password', async () => {
+  const t = await startSouq({ args: ['--jwt-secret', SECRET, '--login-failures-per-email', '3'] });
+  try {
+    const email = uniqueEmail();
+    assertSuccess(await t.post('/api/v1/auth/register', { email, password: 'the right password', display_name: 'T' }), 201);
+    for (let i = 0; i < 3; i++) {
+      assertError(await t.post('/api/v1/auth/login', { email, password: `guess number ${i}` }), 401, 'invalid_credentials');
+    }
+    const refused = await t.post('/api/v1/auth/login', { email, password: 'the right password' });
+    assertError(refused, 429, 'too_many_attempts');
+    assert.ok(Number(refused.headers['retry-after']) > 0);
+    const other = uniqueEmail();
+    assertSuccess(await t.post('/api/v1/auth/register', { email: other, password: 'the right password', display_name: 'U' }), 201);
+    assertSuccess(await t.post('/api/v1/auth/login', { email: other, password: 'the right password' }),
+      200, 'another account from the same address is not held back');
+  } finally {
+    await t.stop();
+  }
+});

@@ -209,3 +209,34 @@ test('a twilio error is retried: the message is sent once the gateway recovers',
     twilio.close();
   }
 });
+
+test('a message the gateway keeps refusing ends as failed when its job gives up', async () => {
+  let calls = 0;
+  const twilio = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      calls++;
+      res.writeHead(400, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ code: 21211, message: "The 'To' number is not a valid phone number." }));
+    });
+  });
+  await new Promise((r) => twilio.listen(0, '127.0.0.1', r));
+  const t = await startSouq({ args: ['--sms-provider', 'twilio', '--twilio-base-url', `http://127.0.0.1:${twilio.address().port}`,
+    '--twilio-account-sid', 'AC1', '--twilio-auth-token', 'x', '--twilio-from', '+15005550006'] });
+  try {
+    const phone = newPhone();
+    assertSuccess(await t.post('/api/v1/auth/otp/request', { phone }), 202);
+    let sms;
+    for (let i = 0; i < 300; i++) {  // five attempts with backoff: about 15 s
+      sms = assertSuccess(await t.get(`/api/v1/dev/sms?to=${encodeURIComponent(phone)}`))[0];
+      if (sms.status === 'failed') break;
+      await sleep(100);
+    }
+    assert.equal(sms.status, 'failed', JSON.stringify(sms));
+    assert.match(sms.error, /twilio answered 400: The 'To' number/);
+    assert.equal(calls, 5);
+  } finally {
+    await t.stop();
+    twilio.close();
+  }
+});

@@ -27,6 +27,11 @@ struct Options {
   std::chrono::seconds otp_resend_cooldown{60};
   int otp_per_phone_per_hour = 5;
   int otp_per_ip_per_hour = 20;
+  // Password guessing: failed sign-ins allowed per email and per address in
+  // the window before 429 (checked before any hashing, so it also bounds CPU).
+  std::chrono::seconds login_window{15 * 60};
+  int login_failures_per_email = 10;
+  int login_failures_per_ip = 50;
 };
 
 // Who is calling, checked against the database on every request: a revoked
@@ -82,6 +87,9 @@ class Identity {
                                                     const Client& client);
   // The stored hash for an email, or nullopt (unknown email, or no password).
   std::optional<std::pair<std::string, std::string>> password_hash_for(const std::string& email);
+  // 429 `too_many_attempts` when this email or address has failed too often lately.
+  void check_login_throttle(const std::string& email, const std::string& ip);
+  void record_login_failure(const std::string& email, const std::string& ip);
   TokenPair start_session(const std::string& user_id, const Client& client);
   TokenPair refresh(const std::string& refresh_token, const Client& client);
   void logout(const Principal& who);

@@ -49,11 +49,17 @@ void register_routes(api::Router& router, Identity& identity, BlockingPool& bloc
     auto email = v.email("email");
     auto password = v.password("password", 1, 128);
     if (!email || !password) throw invalid_credentials();  // never say which part is wrong
-    auto stored = co_await blocking.run([&] { return identity.password_hash_for(*email); });
+    auto stored = co_await blocking.run([&] {
+      identity.check_login_throttle(*email, req.client_ip);
+      return identity.password_hash_for(*email);
+    });
     // Unknown emails still cost one hash, so timing does not reveal accounts.
     static const std::string decoy = hash_password("decoy password for unknown accounts");
     bool ok = co_await cpu.run([&] { return verify_password(*password, stored ? stored->second : decoy); });
-    if (!stored || !ok) throw invalid_credentials();
+    if (!stored || !ok) {
+      co_await blocking.run([&] { identity.record_login_failure(*email, req.client_ip); });
+      throw invalid_credentials();
+    }
     auto tokens = co_await blocking.run([&] { return identity.start_session(stored->first, client_of(req)); });
     co_return api::ok(req, tokens.to_json());
   });

@@ -140,6 +140,32 @@ std::optional<std::pair<std::string, std::string>> Identity::password_hash_for(c
   });
 }
 
+void Identity::check_login_throttle(const std::string& email, const std::string& ip) {
+  auto since = format_time(now() - std::chrono::duration_cast<std::chrono::milliseconds>(options_.login_window));
+  auto [by_email, by_ip] = db_.read([&](db::Tx& tx) {
+    auto count = [&](const char* column, const std::string& value) {
+      return tx.query_one(std::string("SELECT COUNT(*) AS n FROM login_failures WHERE ") + column +
+                              " = $1 AND created_at > $2",
+                          {value, since})
+          ->integer("n");
+    };
+    return std::make_pair(count("email", email), count("ip", ip));
+  });
+  if (by_email >= options_.login_failures_per_email || by_ip >= options_.login_failures_per_ip)
+    throw ApiError(429, "too_many_attempts", "Too many failed sign-ins. Wait a while, or sign in another way.",
+                   {{"retry_after", int(options_.login_window.count())}});
+}
+
+void Identity::record_login_failure(const std::string& email, const std::string& ip) {
+  auto t = now();
+  db_.write([&](db::Tx& tx) {
+    tx.exec("INSERT INTO login_failures (id, email, ip, created_at) VALUES ($1, $2, $3, $4)",
+            {new_id("lgf"), email, ip, format_time(t)});
+    tx.exec("DELETE FROM login_failures WHERE created_at < $1",
+            {format_time(t - std::chrono::duration_cast<std::chrono::milliseconds>(options_.login_window))});
+  });
+}
+
 std::optional<std::string> Identity::password_hash_of(const std::string& user_id) {
   return db_.read([&](db::Tx& tx) -> std::optional<std::string> {
     auto row = tx.query_one("SELECT password_hash FROM users WHERE id = $1", {user_id});

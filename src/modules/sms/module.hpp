@@ -50,7 +50,7 @@ class Sms {
   json recent(const std::string& to_phone, int limit);
 
  private:
-  void deliver(const std::string& message_id);
+  void deliver(const jobs::Job& job);
   db::Database& db_;
   jobs::Queue& queue_;
   Provider& provider_;

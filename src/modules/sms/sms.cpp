@@ -72,10 +72,11 @@ std::string Sms::send(db::Tx& tx, const std::string& to, const std::string& body
 }
 
 void Sms::register_jobs() {
-  queue_.handle("sms.send", [this](const jobs::Job& job) { deliver(job.payload.at("message_id")); });
+  queue_.handle("sms.send", [this](const jobs::Job& job) { deliver(job); });
 }
 
-void Sms::deliver(const std::string& message_id) {
+void Sms::deliver(const jobs::Job& job) {
+  const std::string message_id = job.payload.at("message_id");
   auto row = db_.read([&](db::Tx& tx) {
     return tx.query_one("SELECT to_phone, body, status FROM sms_messages WHERE id = $1", {message_id});
   });
@@ -95,7 +96,10 @@ void Sms::deliver(const std::string& message_id) {
     });
   } catch (const std::exception& e) {
     db_.write([&](db::Tx& tx) {
-      tx.exec("UPDATE sms_messages SET error = $2 WHERE id = $1", {message_id, utf8::sanitize(e.what(), 1000)});
+      // On the last attempt the message is failed for good (the job is parked as dead).
+      tx.exec("UPDATE sms_messages SET error = $2, status = CASE WHEN $3 = 1 THEN 'failed' ELSE status END"
+              " WHERE id = $1 AND status = 'queued'",
+              {message_id, utf8::sanitize(e.what(), 1000), job.attempts >= job.max_attempts ? 1 : 0});
     });
     throw;  // the queue retries, then parks the job as dead
   }
