@@ -26,25 +26,13 @@ TOKEN=$(python3 -c 'import sys,json; print(json.loads(sys.argv[1])["data"]["acce
 USER=$(python3 -c 'import sys,json; print(json.loads(sys.argv[1])["data"]["user"]["id"])' "$reply")
 
 
-declare -A rps p50 p99
-for round in $(seq "$ROUNDS"); do
-  for name in public me; do
-    if [ "$name" = public ]; then read -r r a b < <(measure "http://127.0.0.1:$PORT/api/v1/users/$USER")
-    else read -r r a b < <(measure "http://127.0.0.1:$PORT/api/v1/users/me" "Authorization: Bearer $TOKEN"); fi
-    echo "round $round  $name  $r req/s  p50 $a ms  p99 $b ms" >&2
-    rps[$name]=$(( ${rps[$name]:-0} + r ))
-    p50[$name]=$(awk -v x="${p50[$name]:-0}" -v y="$a" 'BEGIN{print x+y}')
-    p99[$name]=$(awk -v x="${p99[$name]:-0}" -v y="$b" 'BEGIN{print x+y}')
-  done
-done
+run_rounds "public|http://127.0.0.1:$PORT/api/v1/users/$USER|" \
+           "me|http://127.0.0.1:$PORT/api/v1/users/me|Authorization: Bearer $TOKEN"
+
 echo
 echo "machine: $(machine); wrk -t1 -c50 -d${DURATION}s x $ROUNDS rounds; SQLite"
 echo
 echo "| route | requests/s | p50 ms | p99 ms | ratio |"
 echo "|---|---|---|---|---|"
-base=$(( ${rps[public]} / ROUNDS ))
-for name in public me; do
-  r=$(( ${rps[$name]} / ROUNDS ))
-  label="GET /api/v1/users/{id} (no token)"; [ "$name" = me ] && label="GET /api/v1/users/me (token checked)"
-  echo "| $label | $r | $(awk -v s="${p50[$name]}" -v n="$ROUNDS" 'BEGIN{printf "%.3f", s/n}') | $(awk -v s="${p99[$name]}" -v n="$ROUNDS" 'BEGIN{printf "%.3f", s/n}') | $(awk -v a="$r" -v b="$base" 'BEGIN{printf "%.0f %%", 100*a/b}') |"
-done
+table_row "GET /api/v1/users/{id} (no token)" public public
+table_row "GET /api/v1/users/me (token checked)" me public

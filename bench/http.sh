@@ -35,33 +35,15 @@ done
 
 # Prints "rps p50_ms p99_ms" for one wrk run.
 
-declare -A sum_rps sum_p50 sum_p99
-targets=("ceiling http://127.0.0.1:$HELLO_PORT/healthz"
-         "healthz http://127.0.0.1:$SOUQ_PORT/healthz"
-         "status http://127.0.0.1:$SOUQ_PORT/api/v1/status")
-for round in $(seq "$ROUNDS"); do
-  for t in "${targets[@]}"; do
-    name=${t%% *}; url=${t#* }
-    read -r rps p50 p99 < <(measure "$url")
-    echo "round $round  $name  $rps req/s  p50 ${p50} ms  p99 ${p99} ms" >&2
-    sum_rps[$name]=$(( ${sum_rps[$name]:-0} + rps ))
-    sum_p50[$name]=$(awk -v a="${sum_p50[$name]:-0}" -v b="$p50" 'BEGIN{print a+b}')
-    sum_p99[$name]=$(awk -v a="${sum_p99[$name]:-0}" -v b="$p99" 'BEGIN{print a+b}')
-  done
-done
+run_rounds "ceiling|http://127.0.0.1:$HELLO_PORT/healthz|" \
+           "healthz|http://127.0.0.1:$SOUQ_PORT/healthz|" \
+           "status|http://127.0.0.1:$SOUQ_PORT/api/v1/status|"
 
 echo
 echo "machine: $(machine); wrk -t1 -c50 -d${DURATION}s x $ROUNDS rounds; servers with $THREADS I/O threads"
 echo
 echo "| target | requests/s | p50 ms | p99 ms | ratio to ceiling |"
 echo "|---|---|---|---|---|"
-ceiling=$(( ${sum_rps[ceiling]} / ROUNDS ))
-for name in ceiling healthz status; do
-  rps=$(( ${sum_rps[$name]} / ROUNDS ))
-  p50=$(awk -v s="${sum_p50[$name]}" -v n="$ROUNDS" 'BEGIN{printf "%.3f", s/n}')
-  p99=$(awk -v s="${sum_p99[$name]}" -v n="$ROUNDS" 'BEGIN{printf "%.3f", s/n}')
-  ratio=$(awk -v a="$rps" -v b="$ceiling" 'BEGIN{printf "%.0f %%", 100*a/b}')
-  label=$name; [ "$name" = ceiling ] && label="Beast hello-world (bench/hello.cpp)"
-  [ "$name" = healthz ] && label="souq GET /healthz"; [ "$name" = status ] && label="souq GET /api/v1/status (reads the database)"
-  echo "| $label | $rps | $p50 | $p99 | $ratio |"
-done
+table_row "Beast hello-world (bench/hello.cpp)" ceiling ceiling
+table_row "souq GET /healthz" healthz ceiling
+table_row "souq GET /api/v1/status (reads the database)" status ceiling

@@ -16,3 +16,31 @@ measure() {
 }
 
 machine() { echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%Y-%m-%d)"; }
+
+# Measures each target ROUNDS times, rounds alternating between targets so that
+# machine noise hits them alike. Targets are "name|url|header" (header may be
+# empty). Leaves per-target averages in RPS, P50 and P99.
+declare -A RPS P50 P99
+run_rounds() {
+  local round t name url header r a b
+  for round in $(seq "$ROUNDS"); do
+    for t in "$@"; do
+      IFS='|' read -r name url header <<<"$t"
+      read -r r a b < <(measure "$url" "$header")
+      echo "round $round  $name  $r req/s  p50 $a ms  p99 $b ms" >&2
+      RPS[$name]=$(( ${RPS[$name]:-0} + r ))
+      P50[$name]=$(awk -v x="${P50[$name]:-0}" -v y="$a" 'BEGIN{print x+y}')
+      P99[$name]=$(awk -v x="${P99[$name]:-0}" -v y="$b" 'BEGIN{print x+y}')
+    done
+  done
+  for name in "${!RPS[@]}"; do
+    RPS[$name]=$(( ${RPS[$name]} / ROUNDS ))
+    P50[$name]=$(awk -v s="${P50[$name]}" -v n="$ROUNDS" 'BEGIN{printf "%.3f", s/n}')
+    P99[$name]=$(awk -v s="${P99[$name]}" -v n="$ROUNDS" 'BEGIN{printf "%.3f", s/n}')
+  done
+}
+
+# A markdown row: label, target name, the name of the target it is compared to.
+table_row() {
+  echo "| $1 | ${RPS[$2]} | ${P50[$2]} | ${P99[$2]} | $(awk -v a="${RPS[$2]}" -v b="${RPS[$3]}" 'BEGIN{printf "%.0f %%", 100*a/b}') |"
+}
