@@ -17,6 +17,13 @@ class RetryableError : public Error {
   using Error::Error;
 };
 
+// The connection to the server broke. Retryable before COMMIT was sent; after
+// it, the outcome is unknown and the caller must not repeat the transaction.
+class ConnectionLostError : public RetryableError {
+ public:
+  using RetryableError::RetryableError;
+};
+
 // A constraint refused the write. `kind` lets services map it to a 409/422.
 class ConstraintError : public Error {
  public:

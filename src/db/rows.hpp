@@ -27,11 +27,19 @@ class Row {
   nlohmann::json json(std::string_view column) const;
   std::optional<std::string> opt_text(std::string_view column) const;
   std::optional<int64_t> opt_integer(std::string_view column) const;
+  // The text as a JSON string, or JSON null for SQL NULL (for API documents).
+  nlohmann::json nullable_text(std::string_view column) const;
 
  private:
   std::shared_ptr<const std::vector<std::string>> columns_;
   std::vector<Value> values_;
 };
+
+// One page of a list ordered by id: `rows` were fetched with LIMIT limit + 1,
+// so an extra row means there is more. Returns the items and the cursor for
+// the next page (the last item's id) or null.
+template <class F>
+std::pair<nlohmann::json, nlohmann::json> page_of(const class Rows& rows, int limit, F to_json);
 
 class Rows {
  public:
@@ -51,5 +59,13 @@ class Rows {
   std::shared_ptr<const std::vector<std::string>> columns_;
   std::vector<Row> rows_;
 };
+
+template <class F>
+std::pair<nlohmann::json, nlohmann::json> page_of(const Rows& rows, int limit, F to_json) {
+  nlohmann::json items = nlohmann::json::array();
+  for (size_t i = 0; i < rows.size() && int(i) < limit; ++i) items.push_back(to_json(rows[i]));
+  nlohmann::json next = int(rows.size()) > limit ? items.back()["id"] : nlohmann::json(nullptr);
+  return {std::move(items), std::move(next)};
+}
 
 }  // namespace souq::db

@@ -60,6 +60,11 @@ std::optional<std::string> Row::opt_text(std::string_view column) const {
   return v.is_null() ? std::nullopt : std::optional(v.as_string());
 }
 
+nlohmann::json Row::nullable_text(std::string_view column) const {
+  const auto& v = at(column);
+  return v.is_null() ? nlohmann::json(nullptr) : nlohmann::json(v.as_string());
+}
+
 std::optional<int64_t> Row::opt_integer(std::string_view column) const {
   const auto& v = at(column);
   return v.is_null() ? std::nullopt : std::optional(v.as_int());

@@ -88,29 +88,28 @@ void Router::add(http::verb method, const std::string& pattern, Handler handler,
   node->methods[method] = routes_.back().get();
 }
 
+const Router::Node* Router::walk(const Node* node, const std::vector<std::string_view>& segments, size_t i,
+                                 Params& params) {
+  if (i == segments.size()) return node->methods.empty() ? nullptr : node;
+  if (auto it = node->literals.find(segments[i]); it != node->literals.end())
+    if (auto* found = walk(it->second.get(), segments, i + 1, params)) return found;
+  if (node->params.empty()) return nullptr;
+  auto decoded = percent_decode(segments[i], false);
+  if (!decoded) return nullptr;
+  for (const auto& p : node->params) {
+    if (!fits(p.type, *decoded)) continue;
+    params.emplace_back(p.name, *decoded);
+    if (auto* found = walk(p.node.get(), segments, i + 1, params)) return found;
+    params.pop_back();
+  }
+  return nullptr;
+}
+
 void Router::match(Request& req) const {
-  auto segments = split(req.path);
-  std::vector<std::pair<std::string, std::string>> params;
-  // Depth-first: a literal segment before any parameter, then parameters in
-  // the order they were added. Returns the first node that ends the path and
-  // has any method.
-  std::function<const Node*(const Node*, size_t)> walk = [&](const Node* node, size_t i) -> const Node* {
-    if (i == segments.size()) return node->methods.empty() ? nullptr : node;
-    if (auto it = node->literals.find(segments[i]); it != node->literals.end())
-      if (auto* found = walk(it->second.get(), i + 1)) return found;
-    if (node->params.empty()) return nullptr;
-    auto decoded = percent_decode(segments[i], false);
-    if (!decoded) return nullptr;
-    for (const auto& p : node->params) {
-      if (!fits(p.type, *decoded)) continue;
-      params.emplace_back(p.name, *decoded);
-      if (auto* found = walk(p.node.get(), i + 1)) return found;
-      params.pop_back();
-    }
-    return nullptr;
-  };
   if (req.path.empty() || req.path[0] != '/') return;
-  const Node* node = walk(root_.get(), 0);
+  auto segments = split(req.path);
+  Params params;
+  const Node* node = walk(root_.get(), segments, 0, params);
   if (!node) return;
   auto method = req.method() == http::verb::head ? http::verb::get : req.method();
   auto it = node->methods.find(method);

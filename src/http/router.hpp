@@ -46,6 +46,11 @@ class Router {
 
  private:
   struct Node;
+  using Params = std::vector<std::pair<std::string, std::string>>;
+  // Depth-first: a literal segment before any parameter, then parameters in
+  // the order they were added. Returns the first node that ends the path and
+  // has any method, with the parameters it bound in `params`.
+  static const Node* walk(const Node* node, const std::vector<std::string_view>& segments, size_t i, Params& params);
   std::unique_ptr<Node> root_;
   std::vector<std::unique_ptr<Route>> routes_;
 };

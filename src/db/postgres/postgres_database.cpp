@@ -137,7 +137,7 @@ class PgConnection final : public Tx {
     while (!message.empty() && message.back() == '\n') message.pop_back();
     const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
     std::string code = state ? state : "";
-    if (!healthy()) throw RetryableError(message + " (connection lost)");
+    if (!healthy()) throw ConnectionLostError(message + " (connection lost)");
     if (code == "40001" || code == "40P01") throw RetryableError(message);
     using K = ConstraintError::Kind;
     if (code == "23505") throw ConstraintError(K::unique, message);
@@ -227,8 +227,7 @@ void PostgresDatabase::run(Kind kind, const std::function<void(Tx&)>& fn) {
       conn->rollback_quietly();
       give_back(conn->healthy() ? std::move(conn) : nullptr);
       // A connection lost during COMMIT leaves the outcome unknown: not safe to repeat.
-      if (committing && std::string_view(e.what()).find("connection lost") != std::string_view::npos)
-        throw Error(std::string("outcome unknown: ") + e.what());
+      if (committing && dynamic_cast<const ConnectionLostError*>(&e)) throw Error(std::string("outcome unknown: ") + e.what());
       throw;
     } catch (...) {
       conn->rollback_quietly();

@@ -30,23 +30,17 @@ std::pair<json, json> list(db::Tx& tx, const Filter& f) {
   add("id", f.before, "<");
   params.emplace_back(f.limit + 1);
   sql += " ORDER BY id DESC LIMIT $" + std::to_string(params.size());
-  json entries = json::array();
-  auto rows = tx.query(sql, params);
-  for (size_t i = 0; i < rows.size() && int(i) < f.limit; ++i) {
-    const auto& r = rows[i];
-    auto text_or_null = [&](const char* c) { return r.opt_text(c) ? json(*r.opt_text(c)) : json(nullptr); };
-    entries.push_back({{"id", r.text("id")},
-                       {"actor_id", text_or_null("actor_id")},
+  return db::page_of(tx.query(sql, params), f.limit, [](const db::Row& r) {
+    return json{{"id", r.text("id")},
+                       {"actor_id", r.nullable_text("actor_id")},
                        {"action", r.text("action")},
                        {"target_type", r.text("target_type")},
                        {"target_id", r.text("target_id")},
-                       {"reason", text_or_null("reason")},
+                       {"reason", r.nullable_text("reason")},
                        {"details", r.json("details")},
-                       {"request_id", text_or_null("request_id")},
-                       {"created_at", r.text("created_at")}});
-  }
-  json next = int(rows.size()) > f.limit ? json(entries.back()["id"]) : json(nullptr);
-  return {entries, next};
+                       {"request_id", r.nullable_text("request_id")},
+                       {"created_at", r.text("created_at")}};
+  });
 }
 
 }  // namespace souq::audit

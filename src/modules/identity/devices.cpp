@@ -8,7 +8,7 @@ json device_json(const db::Row& r) {
   return {{"device_id", r.text("device_id")},
           {"platform", r.text("platform")},
           {"push_token", r.text("push_token")},
-          {"app_version", r.opt_text("app_version") ? json(*r.opt_text("app_version")) : json(nullptr)},
+          {"app_version", r.nullable_text("app_version")},
           {"created_at", r.text("created_at")},
           {"updated_at", r.text("updated_at")}};
 }

@@ -9,7 +9,6 @@ namespace souq::identity {
 namespace {
 
 json seller_profile_json(const db::Row& r) {
-  auto text_or_null = [&](const char* c) { return r.opt_text(c) ? json(*r.opt_text(c)) : json(nullptr); };
   return {{"id", r.text("id")},
           {"user_id", r.text("user_id")},
           {"business_name", r.text("business_name")},
@@ -17,8 +16,8 @@ json seller_profile_json(const db::Row& r) {
           {"city", r.text("city")},
           {"documents", r.json("documents")},
           {"status", r.text("status")},
-          {"rejection_reason", text_or_null("rejection_reason")},
-          {"decided_at", text_or_null("decided_at")},
+          {"rejection_reason", r.nullable_text("rejection_reason")},
+          {"decided_at", r.nullable_text("decided_at")},
           {"created_at", r.text("created_at")},
           {"updated_at", r.text("updated_at")}};
 }
@@ -122,10 +121,7 @@ std::pair<json, json> Identity::seller_profiles(const std::string& status, const
                              " FROM seller_profiles WHERE status = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC"
                              " LIMIT $3",
                          {status, before.value_or(""), limit + 1});
-    json items = json::array();
-    for (size_t i = 0; i < rows.size() && int(i) < limit; ++i) items.push_back(seller_profile_json(rows[i]));
-    json next = int(rows.size()) > limit ? json(items.back()["id"]) : json(nullptr);
-    return std::make_pair(items, next);
+    return db::page_of(rows, limit, seller_profile_json);
   });
 }
 

@@ -21,10 +21,10 @@ ApiError unauthenticated(std::string code, std::string message) { return {401, s
 json user_json(const db::Row& r, std::vector<std::string> roles) {
   return {{"id", r.text("id")},
           {"display_name", r.text("display_name")},
-          {"email", r.opt_text("email") ? json(*r.opt_text("email")) : json(nullptr)},
-          {"phone", r.opt_text("phone") ? json(*r.opt_text("phone")) : json(nullptr)},
+          {"email", r.nullable_text("email")},
+          {"phone", r.nullable_text("phone")},
           {"locale", r.text("locale")},
-          {"avatar_url", r.opt_text("avatar_url") ? json(*r.opt_text("avatar_url")) : json(nullptr)},
+          {"avatar_url", r.nullable_text("avatar_url")},
           {"status", r.text("status")},
           {"roles", std::move(roles)},
           {"created_at", r.text("created_at")}};
@@ -326,7 +326,7 @@ json Identity::public_profile(const std::string& user_id) {
     auto roles = roles_of(tx, user_id);
     return json{{"id", row->text("id")},
                 {"display_name", row->text("display_name")},
-                {"avatar_url", row->opt_text("avatar_url") ? json(*row->opt_text("avatar_url")) : json(nullptr)},
+                {"avatar_url", row->nullable_text("avatar_url")},
                 {"is_seller", std::find(roles.begin(), roles.end(), "seller") != roles.end()},
                 {"member_since", row->text("created_at")}};
   });

@@ -112,11 +112,10 @@ json Sms::recent(const std::string& to_phone, int limit) {
                                   " created_at, sent_at FROM sms_messages WHERE ($1 = '' OR to_phone = $1)"
                                   " ORDER BY id DESC LIMIT $2",
                                   {to_phone, limit})) {
-      auto text_or_null = [&](const char* c) { return r.opt_text(c) ? json(*r.opt_text(c)) : json(nullptr); };
       out.push_back({{"id", r.text("id")}, {"to", r.text("to_phone")}, {"body", r.text("body")},
                      {"purpose", r.text("purpose")}, {"provider", r.text("provider")}, {"status", r.text("status")},
-                     {"provider_message_id", text_or_null("provider_message_id")}, {"error", text_or_null("error")},
-                     {"created_at", r.text("created_at")}, {"sent_at", text_or_null("sent_at")}});
+                     {"provider_message_id", r.nullable_text("provider_message_id")}, {"error", r.nullable_text("error")},
+                     {"created_at", r.text("created_at")}, {"sent_at", r.nullable_text("sent_at")}});
     }
     return out;
   });
