@@ -27,6 +27,7 @@ USER=$(python3 -c 'import sys,json; print(json.loads(sys.argv[1])["data"]["user"
 
 
 run_rounds "public|http://127.0.0.1:$PORT/api/v1/users/$USER|" \
+           "public_hdr|http://127.0.0.1:$PORT/api/v1/users/$USER|Authorization: Bearer $TOKEN" \
            "me|http://127.0.0.1:$PORT/api/v1/users/me|Authorization: Bearer $TOKEN"
 
 echo
@@ -35,4 +36,5 @@ echo
 echo "| route | requests/s | p50 ms | p99 ms | ratio |"
 echo "|---|---|---|---|---|"
 table_row "GET /api/v1/users/{id} (no token)" public public
+table_row "GET /api/v1/users/{id} (token sent, not checked)" public_hdr public
 table_row "GET /api/v1/users/me (token checked)" me public

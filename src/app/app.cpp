@@ -134,8 +134,11 @@ int App::serve() {
   identity_options.otp_ttl = std::chrono::seconds(config_.otp_ttl);
   identity_options.login_failures_per_email = config_.login_failures_per_email;
   identity_options.login_failures_per_ip = 5 * config_.login_failures_per_email;
+  identity_options.session_cache_size = size_t(config_.session_cache_size);
+  identity_options.session_feed_interval = std::chrono::milliseconds(config_.session_feed_ms);
   identity::Identity identity(*db_, identity_options);
   identity.start();
+  identity.follow_session_changes();
   identity.use_sms(*sms_);
   if (!config_.oidc_config.empty()) {
     std::ifstream file(config_.oidc_config);

@@ -30,6 +30,8 @@ struct Config {
   int otp_per_ip_per_hour = 20;
   int otp_ttl = 600;
   int login_failures_per_email = 10;
+  int session_cache_size = 100000;  // 0: check every request's session in the database
+  int session_feed_ms = 200;        // how often other nodes' logouts are read
   std::string oidc_config;  // a JSON file of OpenID Connect providers
   // sms
   std::string sms_provider = "dev";

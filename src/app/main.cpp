@@ -77,6 +77,16 @@ int main(int argc, char** argv) {
       ->envname("SOUQ_LOGIN_FAILURES_PER_EMAIL")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  serve->add_option("--session-cache-size", c.session_cache_size,
+                    "Live sessions kept in memory (0: read every request's session from the database)")
+      ->envname("SOUQ_SESSION_CACHE_SIZE")
+      ->check(CLI::Range(0, 10000000))
+      ->capture_default_str();
+  serve->add_option("--session-feed-ms", c.session_feed_ms,
+                    "Milliseconds between reads of the sessions other nodes ended (how late a logout elsewhere can be)")
+      ->envname("SOUQ_SESSION_FEED_MS")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
   serve->add_option("--otp-ttl", c.otp_ttl, "Seconds a sign-in code stays valid")
       ->envname("SOUQ_OTP_TTL")
       ->check(CLI::Range(5, 3600))

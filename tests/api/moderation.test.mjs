@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { decodeJwt } from 'jose';
-import { startSouq, assertSuccess, assertError, SOUQ_BIN } from './harness.mjs';
+import { startSouq, assertSuccess, assertError, SOUQ_BIN, sleep } from './harness.mjs';
 
 let s;
 const actors = {};
@@ -151,6 +151,9 @@ test('admin create will not silently promote an account someone registered first
   assert.match(refused.stderr, /--promote-existing/);
   assert.deepEqual(assertSuccess(await s.get('/api/v1/users/me', auth(squatter))).roles, ['buyer'], 'nothing changed');
   assert.equal(run(['--promote-existing']).status, 0);
+  // another process made the change: the server learns it from the session feed (200 ms by default)
+  const deadline = Date.now() + 5000;
+  while ((await s.get('/api/v1/users/me', auth(squatter))).status === 200 && Date.now() < deadline) await sleep(25);
   assertError(await s.get('/api/v1/users/me', auth(squatter)), 401, 'session_revoked', 'the earlier sessions are ended');
   assertError(await s.post('/api/v1/auth/login', { email: squatter.email, password: 'password for tests' }), 401, 'invalid_credentials');
   const op = assertSuccess(await s.post('/api/v1/auth/login', { email: squatter.email, password: 'operator password' }));

@@ -125,3 +125,89 @@ TEST_P(AuditTest, TheDatabaseRefusesToChangeOrDeleteEntries) {
 }
 
 SOUQ_ENGINES(AuditTest);
+
+#include <future>
+
+#include "modules/identity/session_cache.hpp"
+
+class SessionCacheTest : public souq::test::EngineTest {};
+
+namespace {
+identity::CachedSession live(const std::string& user) { return {user, {"buyer"}, 4'000'000'000}; }
+}  // namespace
+
+TEST_P(SessionCacheTest, AReadThatRacedAForgetIsNotRemembered) {
+  identity::SessionCache cache(10);
+  auto before = cache.generation();
+  cache.forget("usr_1", "ses_1");  // a logout committed while the read was under way
+  cache.remember("ses_1", live("usr_1"), before);
+  EXPECT_FALSE(cache.find("ses_1", "usr_1", 1));
+  cache.remember("ses_1", live("usr_1"), cache.generation());
+  EXPECT_TRUE(cache.find("ses_1", "usr_1", 1));
+  EXPECT_FALSE(cache.find("ses_1", "usr_2", 1)) << "a session is only its own user's";
+  EXPECT_FALSE(cache.find("ses_1", "usr_1", 4'000'000'000)) << "expired";
+  cache.remember("ses_2", live("usr_1"), cache.generation());
+  cache.remember("ses_3", live("usr_9"), cache.generation());
+  cache.forget("usr_1", "");
+  EXPECT_FALSE(cache.find("ses_1", "usr_1", 1));
+  EXPECT_FALSE(cache.find("ses_2", "usr_1", 1));
+  EXPECT_TRUE(cache.find("ses_3", "usr_9", 1)) << "other users keep theirs";
+}
+
+TEST_P(SessionCacheTest, ChangesReachOtherNodesThroughTheFeedAndAreForgottenAtCommitLocally) {
+  auto db = database_.open();
+  db::Migrator(*db, db::plan_migrations(db->engine(), db::embedded_migrations(), db::module_order())).migrate();
+  identity::SessionCache here(100), there(100);
+  EXPECT_EQ(there.poll(*db), 0);
+  for (auto* c : {&here, &there}) {
+    c->remember("ses_1", live("usr_1"), c->generation());
+    c->remember("ses_2", live("usr_2"), c->generation());
+  }
+  EXPECT_THROW(db->write([&](db::Tx& tx) {
+                 here.record(tx, "usr_1", "ses_1");
+                 throw std::runtime_error("rolled back");
+               }),
+               std::runtime_error);
+  EXPECT_TRUE(here.find("ses_1", "usr_1", 1)) << "a change that rolled back forgets nothing";
+  EXPECT_EQ(there.poll(*db), 0);
+  db->write([&](db::Tx& tx) { here.record(tx, "usr_1", "ses_1"); });
+  EXPECT_FALSE(here.find("ses_1", "usr_1", 1)) << "forgotten at commit on the node that made the change";
+  EXPECT_TRUE(there.find("ses_1", "usr_1", 1));
+  EXPECT_EQ(there.poll(*db), 1);
+  EXPECT_FALSE(there.find("ses_1", "usr_1", 1));
+  EXPECT_TRUE(there.find("ses_2", "usr_2", 1));
+  EXPECT_EQ(there.poll(*db), 0) << "each change is applied once";
+  EXPECT_EQ(here.poll(*db), 0) << "a node skips its own changes";
+}
+
+// PostgreSQL numbers rows before commit, so a later number can become visible
+// first; the feed must still deliver the earlier one when it commits.
+TEST_P(SessionCacheTest, AChangeCommittedAfterALaterOneIsNotMissed) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "SQLite has one writer: numbers commit in order";
+  auto db = database_.open();
+  db::Migrator(*db, db::plan_migrations(db->engine(), db::embedded_migrations(), db::module_order())).migrate();
+  identity::SessionCache writer(100), reader(100);
+  reader.poll(*db);
+  reader.remember("ses_slow", live("usr_slow"), reader.generation());
+  reader.remember("ses_fast", live("usr_fast"), reader.generation());
+  std::promise<void> inserted, go;
+  auto slow = std::async(std::launch::async, [&] {
+    db->write([&](db::Tx& tx) {
+      writer.record(tx, "usr_slow", "ses_slow");
+      inserted.set_value();
+      go.get_future().wait();
+    });
+  });
+  inserted.get_future().wait();
+  db->write([&](db::Tx& tx) { writer.record(tx, "usr_fast", "ses_fast"); });
+  EXPECT_EQ(reader.poll(*db), 1);
+  EXPECT_FALSE(reader.find("ses_fast", "usr_fast", 1));
+  EXPECT_TRUE(reader.find("ses_slow", "usr_slow", 1));
+  go.set_value();
+  slow.get();
+  EXPECT_EQ(reader.poll(*db), 1);
+  EXPECT_FALSE(reader.find("ses_slow", "usr_slow", 1));
+  EXPECT_EQ(reader.poll(*db), 0);
+}
+
+SOUQ_ENGINES(SessionCacheTest);

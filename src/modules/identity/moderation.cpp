@@ -55,6 +55,7 @@ json Identity::change_status(const Principal& admin, const std::string& user_id,
       throw std::string(to) == "suspended"
           ? ApiError::conflict("already_suspended", "This account is already suspended.")
           : ApiError::conflict("not_suspended", "This account is not suspended.");
+    cache_.record(tx, user_id);
     audit::record(tx, {admin.user_id, action, "user", user_id, reason, json::object(), request_id});
   });
   return me(user_id);
@@ -138,9 +139,11 @@ json Identity::decide_seller_profile(const Principal& admin, const std::string& 
       throw ApiError::conflict("invalid_state", "This application was already decided: it is " +
                                                     row->text("status") + ".", {{"status", row->text("status")}});
     std::string user_id = row->text("user_id");
-    if (approve)
+    if (approve) {
       tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'seller', $2) ON CONFLICT DO NOTHING",
               {user_id, t});
+      cache_.record(tx, user_id);  // sessions pick up the new role
+    }
     audit::record(tx, {admin.user_id, approve ? "seller_profile.approve" : "seller_profile.reject", "seller_profile",
                        profile_id, reason, {{"user_id", user_id}}, request_id});
     return seller_profile_json(
@@ -180,6 +183,7 @@ std::string Identity::create_admin(const std::string& email, const std::string& 
     }
     tx.exec("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, 'admin', $2) ON CONFLICT DO NOTHING",
             {user_id, t});
+    cache_.record(tx, user_id);
     audit::record(tx, {"", "user.make_admin", "user", user_id, "souq admin create", json::object(), ""});
     return user_id;
   });

@@ -13,6 +13,7 @@
 #include "http/request.hpp"
 #include "http/router.hpp"
 #include "modules/identity/oidc.hpp"
+#include "modules/identity/session_cache.hpp"
 #include "modules/sms/module.hpp"
 
 namespace souq::identity {
@@ -32,10 +33,14 @@ struct Options {
   std::chrono::seconds login_window{15 * 60};
   int login_failures_per_email = 10;
   int login_failures_per_ip = 50;
+  // Live sessions kept in memory (0: read every request's session from the
+  // database), and how often a node reads the feed of sessions others ended.
+  size_t session_cache_size = 100000;
+  std::chrono::milliseconds session_feed_interval{200};
 };
 
-// Who is calling, checked against the database on every request: a revoked
-// session or a suspended account stops working at once.
+// Who is calling: a revoked session or a suspended account stops working on
+// its next request (on this node at once; on others within one feed interval).
 struct Principal {
   std::string user_id;
   std::string session_id;
@@ -102,11 +107,22 @@ class Identity {
   // enough for an I/O thread. Throws 401. The result is not yet a Principal:
   // check_session decides that, against the database.
   Principal verify_token(std::string_view authorization_header) const;
+  // The claimed session with its roles, from memory, or nullopt: then
+  // check_session must read it.
+  std::optional<Principal> cached_principal(const Principal& claimed) const;
   // In the caller's transaction: the session is live and the account active
-  // (401 session_revoked / 403 account_suspended); fills in the current roles.
-  Principal check_session(db::Tx& tx, Principal claimed);
-  // Both, in a read transaction of its own.
+  // (401 session_revoked / 403 account_suspended); fills in the current roles
+  // and remembers the session. `cache_generation` is session_cache().generation()
+  // taken before the transaction began.
+  Principal check_session(db::Tx& tx, Principal claimed, uint64_t cache_generation);
+  // A verified claim made a Principal: from memory, else check_session in a
+  // read transaction of its own.
+  Principal resolve(const Principal& claimed);
+  // verify_token, then resolve.
   Principal authenticate(std::string_view authorization_header);
+  SessionCache& session_cache() { return cache_; }
+  // Starts reading the feed of sessions other nodes ended (serve only).
+  void follow_session_changes() { cache_.follow(db_, options_.session_feed_interval); }
 
   json me(const std::string& user_id);
   json me(db::Tx& tx, const std::string& user_id);
@@ -162,6 +178,8 @@ class Identity {
   std::string secret_;
   sms::Sms* sms_ = nullptr;
   OidcVerifier oidc_;
+  SessionCache cache_;
+  mutable VerifiedTokens tokens_;
 };
 
 // Argon2id (libsodium, interactive limits). Slow on purpose: call on a pool.
@@ -185,11 +203,15 @@ awaitable<Principal> require_user(api::Request& req, Identity& identity, Blockin
 // the token is verified on the I/O thread, then the session check and
 // fn(tx, principal) share a read transaction. (Two trips cost 40 % of an
 // authenticated read's throughput; see docs/benchmarks.md.)
+// A session in memory needs no check at all.
 template <class F>
 auto authed_read(api::Request& req, Identity& identity, BlockingPool& blocking, F fn) {
   Principal claimed = identity.verify_token(req.header(http::field::authorization));
-  return blocking.run([&identity, claimed = std::move(claimed), fn = std::move(fn)]() mutable {
-    return identity.db().read([&](db::Tx& tx) { return fn(tx, identity.check_session(tx, claimed)); });
+  auto cached = identity.cached_principal(claimed);
+  return blocking.run([&identity, claimed = std::move(claimed), cached = std::move(cached), fn = std::move(fn)]() mutable {
+    if (cached) return identity.db().read([&](db::Tx& tx) { return fn(tx, *cached); });
+    uint64_t generation = identity.session_cache().generation();
+    return identity.db().read([&](db::Tx& tx) { return fn(tx, identity.check_session(tx, claimed, generation)); });
   });
 }
 

@@ -21,8 +21,9 @@ ApiError invalid_credentials() {
 }  // namespace
 
 awaitable<Principal> require_user(Request& req, Identity& identity, BlockingPool& blocking) {
-  std::string header(req.header(http::field::authorization));
-  co_return co_await blocking.run([&] { return identity.authenticate(header); });
+  Principal claimed = identity.verify_token(req.header(http::field::authorization));
+  if (auto cached = identity.cached_principal(claimed)) co_return std::move(*cached);
+  co_return co_await blocking.run([&] { return identity.resolve(claimed); });
 }
 
 void register_routes(api::Router& router, Identity& identity, BlockingPool& blocking, BlockingPool& cpu) {

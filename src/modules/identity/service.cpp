@@ -57,7 +57,8 @@ bool verify_password(const std::string& password, const std::string& hash) {
   return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
 }
 
-Identity::Identity(db::Database& db, Options options) : db_(db), options_(std::move(options)) {}
+Identity::Identity(db::Database& db, Options options)
+    : db_(db), options_(std::move(options)), cache_(options_.session_cache_size), tokens_(options_.session_cache_size) {}
 
 void Identity::start() {
   if (!options_.jwt_secret.empty()) {
@@ -208,6 +209,7 @@ TokenPair Identity::refresh(const std::string& token, const Client& client) {
       tx.exec("UPDATE sessions SET revoked_at = $2, revoked_reason = 'refresh_token_reused'"
               " WHERE id = $1 AND revoked_at IS NULL",
               {sid, format_time(t)});
+      cache_.record(tx, user_id, sid);
       outcome = Outcome::reused;
       return;
     }
@@ -232,6 +234,7 @@ void Identity::logout(const Principal& who) {
   db_.write([&](db::Tx& tx) {
     tx.exec("UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout' WHERE id = $1 AND revoked_at IS NULL",
             {who.session_id, now_text()});
+    cache_.record(tx, who.user_id, who.session_id);
   });
 }
 
@@ -239,6 +242,7 @@ void Identity::logout_all(const std::string& user_id, const std::string& reason)
   db_.write([&](db::Tx& tx) {
     tx.exec("UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
             {user_id, now_text(), reason});
+    cache_.record(tx, user_id);
   });
 }
 
@@ -249,12 +253,22 @@ void Identity::change_password(const Principal& who, const std::string& new_hash
     tx.exec("UPDATE sessions SET revoked_at = $3, revoked_reason = 'password_changed'"
             " WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
             {who.user_id, who.session_id, t});
+    cache_.record(tx, who.user_id);
   });
 }
 
-Principal Identity::authenticate(std::string_view header) {
-  Principal claimed = verify_token(header);
-  return db_.read([&](db::Tx& tx) { return check_session(tx, claimed); });
+Principal Identity::authenticate(std::string_view header) { return resolve(verify_token(header)); }
+
+Principal Identity::resolve(const Principal& claimed) {
+  if (auto cached = cached_principal(claimed)) return *cached;
+  uint64_t generation = cache_.generation();
+  return db_.read([&](db::Tx& tx) { return check_session(tx, claimed, generation); });
+}
+
+std::optional<Principal> Identity::cached_principal(const Principal& claimed) const {
+  auto entry = cache_.find(claimed.session_id, claimed.user_id, unix_now());
+  if (!entry) return std::nullopt;
+  return Principal{claimed.user_id, claimed.session_id, std::move(entry->roles)};
 }
 
 Principal Identity::verify_token(std::string_view header) const {
@@ -264,7 +278,10 @@ Principal Identity::verify_token(std::string_view header) const {
         return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
       }))
     throw unauthenticated("invalid_token", "The Authorization header must be: Bearer <access token>.");
-  auto result = verify_hs256(header.substr(kScheme.size()), secret_, options_.issuer, unix_now());
+  std::string_view token = header.substr(kScheme.size());
+  int64_t now_unix = unix_now();
+  if (auto seen = tokens_.find(token, now_unix)) return Principal{seen->user_id, seen->session_id, {}};
+  auto result = verify_hs256(token, secret_, options_.issuer, now_unix);
   if (!result.claims) {
     auto code = result.error == JwtError::expired ? "token_expired" : "invalid_token";
     throw unauthenticated(code, std::string("The access token is not accepted: ") + to_string(result.error) + ".");
@@ -272,10 +289,11 @@ Principal Identity::verify_token(std::string_view header) const {
   const json& claims = *result.claims;
   if (!claims.contains("sub") || !claims["sub"].is_string() || !claims.contains("sid") || !claims["sid"].is_string())
     throw unauthenticated("invalid_token", "The access token lacks its subject or session.");
+  tokens_.remember(token, {claims["sub"], claims["sid"], claims["exp"].get<int64_t>()});
   return Principal{claims["sub"], claims["sid"], {}};
 }
 
-Principal Identity::check_session(db::Tx& tx, Principal p) {
+Principal Identity::check_session(db::Tx& tx, Principal p, uint64_t cache_generation) {
   auto row = tx.query_one(
       "SELECT s.revoked_at, s.expires_at, u.status FROM sessions s JOIN users u ON u.id = s.user_id"
       " WHERE s.id = $1 AND s.user_id = $2",
@@ -283,6 +301,10 @@ Principal Identity::check_session(db::Tx& tx, Principal p) {
   if (!row || !row->is_null("revoked_at") || row->text("expires_at") <= now_text()) throw unauthenticated("session_revoked", "This session has ended. Sign in again.");
   if (row->text("status") != "active") throw ApiError(403, "account_suspended", "This account is suspended.");
   p.roles = roles_of(tx, p.user_id);
+  if (auto expires = parse_time(row->text("expires_at")))
+    cache_.remember(p.session_id,
+                    {p.user_id, p.roles, std::chrono::duration_cast<std::chrono::seconds>(expires->time_since_epoch()).count()},
+                    cache_generation);
   return p;
 }
 
