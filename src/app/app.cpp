@@ -227,6 +227,7 @@ int App::serve() {
   server.stop();
   blocking.stop();
   cpu.stop();
+  identity.stop();
   queue_.reset();
   db_.reset();
   log::info("stopped");

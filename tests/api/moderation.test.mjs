@@ -63,7 +63,9 @@ const matrix = () => [
   ['reject an application', 'POST', `/api/v1/admin/seller-profiles/${actors.pending.profile.id}/reject`,
     { reason: 'documents unreadable' }, [401, 403, 403, 403, 403, null]],
   ['suspend a user', 'POST', `/api/v1/admin/users/${actors.buyer.id}/suspend`, { reason: 'x' .repeat(5) }, [401, 403, 403, 403, 403, null]],
-  ['a public profile', 'GET', `/api/v1/users/${actors.seller.id}`, undefined, [200, 200, 200, 200, 200, 200]],
+  // public, but a token sent is checked: the suspended caller is refused
+  ['a public profile', 'GET', `/api/v1/users/${actors.seller.id}`, undefined, [200, 200, 200, 200, 403, 200]],
+  ['a suspended account\'s profile', 'GET', `/api/v1/users/${actors.suspended.id}`, undefined, [404, 404, 404, 404, 403, 200]],
 ];
 
 test('authorization matrix: each route answers each kind of caller as it should', async () => {
@@ -129,6 +131,13 @@ test('suspension takes effect on the very next request and unsuspension restores
   assertError(await s.post('/api/v1/auth/login', { email: u.email, password: 'password for tests' }), 403, 'account_suspended',
     'no new session for a suspended account');
   assertError(await s.get(`/api/v1/users/${u.id}`), 404, 'not_found');
+  assertError(await s.get(`/api/v1/users/${u.id}`, auth(actors.buyer)), 404, 'not_found');
+  const seen = assertSuccess(await s.get(`/api/v1/users/${u.id}`, auth(actors.admin)));
+  assert.equal(seen.status, 'suspended', 'an admin sees the suspended account and why it is hidden');
+  assert.equal(assertSuccess(await s.get(`/api/v1/users/${actors.buyer.id}`, auth(actors.admin))).status, 'active');
+  assert.equal(assertSuccess(await s.get(`/api/v1/users/${actors.buyer.id}`)).status, undefined, 'only admins see status');
+  // a token on a public route is checked, not ignored
+  assertError(await s.get(`/api/v1/users/${actors.buyer.id}`, { headers: { Authorization: 'Bearer not.a.token' } }), 401, 'invalid_token');
   assertError(await s.post(`/api/v1/admin/users/${u.id}/suspend`, { reason: 'again' }, auth(actors.admin)), 409, 'already_suspended');
   assertSuccess(await s.post(`/api/v1/admin/users/${u.id}/unsuspend`, { reason: 'appeal accepted' }, auth(actors.admin)));
   assertSuccess(await s.get('/api/v1/users/me', auth(u)));

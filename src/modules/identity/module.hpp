@@ -107,9 +107,9 @@ class Identity {
   // enough for an I/O thread. Throws 401. The result is not yet a Principal:
   // check_session decides that, against the database.
   Principal verify_token(std::string_view authorization_header) const;
-  // The claimed session with its roles, from memory, or nullopt: then
-  // check_session must read it.
-  std::optional<Principal> cached_principal(const Principal& claimed) const;
+  // Fills in the claimed session's roles from memory and returns true, or
+  // returns false: then check_session must read it.
+  bool from_cache(Principal& claimed) const;
   // In the caller's transaction: the session is live and the account active
   // (401 session_revoked / 403 account_suspended); fills in the current roles
   // and remembers the session. `cache_generation` is session_cache().generation()
@@ -123,14 +123,17 @@ class Identity {
   SessionCache& session_cache() { return cache_; }
   // Starts reading the feed of sessions other nodes ended (serve only).
   void follow_session_changes() { cache_.follow(db_, options_.session_feed_interval); }
+  // Stops what start() and follow_session_changes() began; before the database closes.
+  void stop() { cache_.stop(); }
 
   json me(const std::string& user_id);
   json me(db::Tx& tx, const std::string& user_id);
   // The caller's own account, reusing the roles check_session just read.
   json me(db::Tx& tx, const Principal& who);
   json update_me(const std::string& user_id, const json& changes);
-  // 404 when there is no such active user.
-  json public_profile(const std::string& user_id);
+  // 404 when there is no such active user. An admin viewer also sees
+  // suspended accounts, with their status.
+  json public_profile(db::Tx& tx, const std::string& user_id, const Principal* viewer);
 
   // Push devices: one row per device id; registering again updates it (and
   // moves it to this user if another account had it).
@@ -199,20 +202,41 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
 // For other modules' routes: the caller, or 401/403.
 awaitable<Principal> require_user(api::Request& req, Identity& identity, BlockingPool& blocking);
 
-// An authenticated read in one trip to the blocking pool and one transaction:
-// the token is verified on the I/O thread, then the session check and
-// fn(tx, principal) share a read transaction. (Two trips cost 40 % of an
-// authenticated read's throughput; see docs/benchmarks.md.)
-// A session in memory needs no check at all.
+// A read in one trip to the blocking pool and one transaction, as `claimed`
+// (a token already verified on the I/O thread) or as nobody: a session in
+// memory needs no check; otherwise the session check shares fn's read
+// transaction. fn(tx, const Principal* who), who null for nobody. (Two trips
+// cost 40 % of an authenticated read's throughput; see docs/benchmarks.md.)
+template <class F>
+auto read_as(std::optional<Principal> claimed, Identity& identity, BlockingPool& blocking, F fn) {
+  bool known = claimed && identity.from_cache(*claimed);
+  return blocking.run([&identity, claimed = std::move(claimed), known, fn = std::move(fn)]() mutable {
+    if (!claimed || known) return identity.db().read([&](db::Tx& tx) { return fn(tx, claimed ? &*claimed : nullptr); });
+    uint64_t generation = identity.session_cache().generation();
+    return identity.db().read([&](db::Tx& tx) {
+      Principal who = identity.check_session(tx, *claimed, generation);
+      return fn(tx, &who);
+    });
+  });
+}
+
+// An authenticated read: 401/403 unless the caller is signed in.
+// fn(tx, const Principal& who).
 template <class F>
 auto authed_read(api::Request& req, Identity& identity, BlockingPool& blocking, F fn) {
-  Principal claimed = identity.verify_token(req.header(http::field::authorization));
-  auto cached = identity.cached_principal(claimed);
-  return blocking.run([&identity, claimed = std::move(claimed), cached = std::move(cached), fn = std::move(fn)]() mutable {
-    if (cached) return identity.db().read([&](db::Tx& tx) { return fn(tx, *cached); });
-    uint64_t generation = identity.session_cache().generation();
-    return identity.db().read([&](db::Tx& tx) { return fn(tx, identity.check_session(tx, claimed, generation)); });
-  });
+  return read_as(identity.verify_token(req.header(http::field::authorization)), identity, blocking,
+                 [fn = std::move(fn)](db::Tx& tx, const Principal* who) mutable { return fn(tx, *who); });
+}
+
+// A read open to everyone that also knows a signed-in caller: without an
+// Authorization header fn(tx, nullptr); with one, the token must be good
+// (401/403 as for authed_read). fn(tx, const Principal* viewer).
+template <class F>
+auto viewer_read(api::Request& req, Identity& identity, BlockingPool& blocking, F fn) {
+  auto header = req.header(http::field::authorization);
+  std::optional<Principal> claimed;
+  if (!header.empty()) claimed = identity.verify_token(header);
+  return read_as(std::move(claimed), identity, blocking, std::move(fn));
 }
 
 }  // namespace souq::identity

@@ -22,7 +22,7 @@ ApiError invalid_credentials() {
 
 awaitable<Principal> require_user(Request& req, Identity& identity, BlockingPool& blocking) {
   Principal claimed = identity.verify_token(req.header(http::field::authorization));
-  if (auto cached = identity.cached_principal(claimed)) co_return std::move(*cached);
+  if (identity.from_cache(claimed)) co_return claimed;
   co_return co_await blocking.run([&] { return identity.resolve(claimed); });
 }
 
@@ -194,10 +194,14 @@ void register_routes(api::Router& router, Identity& identity, BlockingPool& bloc
     co_return api::ok(req, {{"removed", device_id}});
   });
 
-  // Public: buyers see who sells to them before they sign in.
+  // Public: buyers see who sells to them before they sign in. Admins (signed
+  // in) also see suspended accounts.
   router.get("/api/v1/users/{id:id}", [&](Request& req) -> awaitable<Response> {
+    // Named, not a temporary in the co_await: g++ 12 destroys a temporary
+    // closure's captures twice there.
     std::string id = req.param("id");
-    co_return api::ok(req, co_await blocking.run([&] { return identity.public_profile(id); }));
+    auto read = [&identity, &id](db::Tx& tx, const Principal* viewer) { return identity.public_profile(tx, id, viewer); };
+    co_return api::ok(req, co_await viewer_read(req, identity, blocking, read));
   });
 }
 

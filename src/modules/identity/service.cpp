@@ -260,15 +260,16 @@ void Identity::change_password(const Principal& who, const std::string& new_hash
 Principal Identity::authenticate(std::string_view header) { return resolve(verify_token(header)); }
 
 Principal Identity::resolve(const Principal& claimed) {
-  if (auto cached = cached_principal(claimed)) return *cached;
+  Principal who = claimed;
+  if (from_cache(who)) return who;
   uint64_t generation = cache_.generation();
   return db_.read([&](db::Tx& tx) { return check_session(tx, claimed, generation); });
 }
 
-std::optional<Principal> Identity::cached_principal(const Principal& claimed) const {
-  auto entry = cache_.find(claimed.session_id, claimed.user_id, unix_now());
-  if (!entry) return std::nullopt;
-  return Principal{claimed.user_id, claimed.session_id, std::move(entry->roles)};
+bool Identity::from_cache(Principal& claimed) const {
+  auto roles = cache_.find(claimed.session_id, claimed.user_id, unix_now());
+  if (roles) claimed.roles = std::move(*roles);
+  return bool(roles);
 }
 
 Principal Identity::verify_token(std::string_view header) const {
@@ -280,7 +281,7 @@ Principal Identity::verify_token(std::string_view header) const {
     throw unauthenticated("invalid_token", "The Authorization header must be: Bearer <access token>.");
   std::string_view token = header.substr(kScheme.size());
   int64_t now_unix = unix_now();
-  if (auto seen = tokens_.find(token, now_unix)) return Principal{seen->user_id, seen->session_id, {}};
+  if (auto seen = tokens_.find(token, now_unix)) return Principal{std::move(seen->user_id), std::move(seen->session_id), {}};
   auto result = verify_hs256(token, secret_, options_.issuer, now_unix);
   if (!result.claims) {
     auto code = result.error == JwtError::expired ? "token_expired" : "invalid_token";
@@ -340,18 +341,18 @@ json Identity::update_me(const std::string& user_id, const json& changes) {
   return me(user_id);
 }
 
-json Identity::public_profile(const std::string& user_id) {
-  return db_.read([&](db::Tx& tx) {
-    auto row = tx.query_one("SELECT id, display_name, avatar_url, created_at FROM users WHERE id = $1 AND status = 'active'",
-                            {user_id});
-    if (!row) throw ApiError::not_found("No such user.");
-    auto roles = roles_of(tx, user_id);
-    return json{{"id", row->text("id")},
-                {"display_name", row->text("display_name")},
-                {"avatar_url", row->nullable_text("avatar_url")},
-                {"is_seller", std::find(roles.begin(), roles.end(), "seller") != roles.end()},
-                {"member_since", row->text("created_at")}};
-  });
+json Identity::public_profile(db::Tx& tx, const std::string& user_id, const Principal* viewer) {
+  bool admin = viewer && viewer->has_role("admin");
+  auto row = tx.query_one("SELECT id, display_name, avatar_url, status, created_at FROM users WHERE id = $1", {user_id});
+  if (!row || (!admin && row->text("status") != "active")) throw ApiError::not_found("No such user.");
+  auto roles = roles_of(tx, user_id);
+  json profile{{"id", row->text("id")},
+               {"display_name", row->text("display_name")},
+               {"avatar_url", row->nullable_text("avatar_url")},
+               {"is_seller", std::find(roles.begin(), roles.end(), "seller") != roles.end()},
+               {"member_since", row->text("created_at")}};
+  if (admin) profile["status"] = row->text("status");
+  return profile;
 }
 
 }  // namespace souq::identity

@@ -19,7 +19,9 @@ constexpr int64_t kStartBack = 64;
 
 SessionCache::SessionCache(size_t capacity) : capacity_(capacity), origin_(crypto::random_token(12)) {}
 
-SessionCache::~SessionCache() {
+SessionCache::~SessionCache() { stop(); }
+
+void SessionCache::stop() {
   {
     std::lock_guard lock(thread_mu_);
     stopping_ = true;
@@ -28,14 +30,14 @@ SessionCache::~SessionCache() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::optional<CachedSession> SessionCache::find(const std::string& session_id, const std::string& user_id,
-                                                int64_t now_unix) const {
+std::optional<std::vector<std::string>> SessionCache::find(const std::string& session_id, const std::string& user_id,
+                                                          int64_t now_unix) const {
   if (!enabled()) return std::nullopt;
   std::shared_lock lock(mu_);
   auto it = sessions_.find(session_id);
   if (it == sessions_.end() || it->second.user_id != user_id || it->second.expires_unix <= now_unix)
     return std::nullopt;
-  return it->second;
+  return it->second.roles;
 }
 
 void SessionCache::remember(const std::string& session_id, CachedSession entry, uint64_t generation_at_read) {
@@ -149,10 +151,17 @@ VerifiedTokens::VerifiedTokens(size_t capacity)
   randombytes_buf(hash_key_.data(), hash_key_.size());
 }
 
+// Keyed by the signature alone (the token's last 43 characters): hashing the
+// whole token and comparing it in constant time cost more than the rest of the
+// check. The key is secret, so no request can aim at an entry's bucket; the
+// full token is then compared, and reaching that comparison already needs a
+// valid signature, so its timing reveals nothing.
 uint64_t VerifiedTokens::key_of(std::string_view token) const {
+  auto dot = token.rfind('.');
+  std::string_view signature = dot == std::string_view::npos ? token : token.substr(dot + 1);
   uint64_t out;
-  crypto_shorthash(reinterpret_cast<unsigned char*>(&out), reinterpret_cast<const unsigned char*>(token.data()),
-                   token.size(), reinterpret_cast<const unsigned char*>(hash_key_.data()));
+  crypto_shorthash(reinterpret_cast<unsigned char*>(&out), reinterpret_cast<const unsigned char*>(signature.data()),
+                   signature.size(), reinterpret_cast<const unsigned char*>(hash_key_.data()));
   return out;
 }
 
@@ -161,8 +170,7 @@ std::optional<VerifiedToken> VerifiedTokens::find(std::string_view token, int64_
   uint64_t key = key_of(token);
   std::shared_lock lock(mu_);
   auto it = tokens_.find(key);
-  if (it == tokens_.end() || !crypto::equal_constant_time(it->second.token, token) ||
-      it->second.verified.expires_unix <= now_unix)
+  if (it == tokens_.end() || it->second.token != token || it->second.verified.expires_unix <= now_unix)
     return std::nullopt;
   return it->second.verified;
 }

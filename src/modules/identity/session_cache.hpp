@@ -42,7 +42,9 @@ class SessionCache {
   SessionCache& operator=(const SessionCache&) = delete;
 
   bool enabled() const { return capacity_ > 0; }
-  std::optional<CachedSession> find(const std::string& session_id, const std::string& user_id, int64_t now_unix) const;
+  // The session's roles, if it is remembered, is the user's and has not expired.
+  std::optional<std::vector<std::string>> find(const std::string& session_id, const std::string& user_id,
+                                               int64_t now_unix) const;
   // Take before the read whose result you will remember.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   void remember(const std::string& session_id, CachedSession entry, uint64_t generation_at_read);
@@ -56,6 +58,8 @@ class SessionCache {
   // Reads the feed from now on every `interval` on a thread of its own, and
   // deletes rows older than an hour now and then.
   void follow(db::Database& db, std::chrono::milliseconds interval);
+  // Stops reading the feed (joins the thread). Call before the database goes.
+  void stop();
   // One read of the feed (what the thread does); returns how many changes it applied.
   int poll(db::Database& db);
   size_t size() const;
@@ -86,8 +90,8 @@ class SessionCache {
 
 // Access tokens whose signature and claims were already checked, so a token
 // seen before costs one keyed hash instead of three base64 decodes, an HMAC
-// and two JSON parses. Keyed by SipHash with a per-process key, and the stored
-// token compared in constant time, so lookups reveal nothing about tokens.
+// and two JSON parses. Keyed by SipHash (per-process key) of the signature;
+// see key_of for why that reveals nothing about tokens.
 struct VerifiedToken {
   std::string user_id, session_id;
   int64_t expires_unix = 0;
