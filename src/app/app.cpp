@@ -123,7 +123,7 @@ int App::serve() {
   BlockingPool blocking(std::max(1, config_.db_threads));
   // Password hashing is slow on purpose; it gets threads of its own so that it
   // never queues database work behind it.
-  BlockingPool cpu(threads);
+  BlockingPool cpu(threads, config_.hash_queue);
   identity::Options identity_options;
   identity_options.jwt_secret = config_.jwt_secret;
   identity_options.issuer = config_.jwt_issuer;
@@ -131,6 +131,9 @@ int App::serve() {
   identity_options.refresh_ttl = std::chrono::seconds(config_.refresh_token_ttl);
   identity_options.otp_resend_cooldown = std::chrono::seconds(config_.otp_resend_cooldown);
   identity_options.otp_per_ip_per_hour = config_.otp_per_ip_per_hour;
+  identity_options.otp_per_phone_per_hour = config_.otp_per_phone_per_hour;
+  identity_options.otp_per_phone_per_hour_all = 3 * config_.otp_per_phone_per_hour;
+  identity_options.otp_failures_per_phone = config_.otp_failures_per_phone;
   identity_options.otp_ttl = std::chrono::seconds(config_.otp_ttl);
   identity_options.login_failures_per_email = config_.login_failures_per_email;
   identity_options.login_failures_per_ip = 5 * config_.login_failures_per_email;

@@ -28,6 +28,9 @@ struct Config {
   int refresh_token_ttl = 30 * 24 * 3600;
   int otp_resend_cooldown = 60;
   int otp_per_ip_per_hour = 20;
+  int otp_per_phone_per_hour = 5;  // from one address; 3x from all addresses
+  int otp_failures_per_phone = 20;  // wrong codes per phone per day before 429
+  int hash_queue = 32;  // password hashes waiting for a CPU thread before 503
   int otp_ttl = 600;
   int login_failures_per_email = 10;
   int session_cache_size = 100000;  // 0: check every request's session in the database

@@ -96,6 +96,21 @@ int main(int argc, char** argv) {
       ->envname("SOUQ_OTP_PER_IP_PER_HOUR")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
+  serve->add_option("--otp-per-phone-per-hour", c.otp_per_phone_per_hour,
+                    "Codes a phone may get in an hour asked from one address (from all addresses: 3x this)")
+      ->envname("SOUQ_OTP_PER_PHONE_PER_HOUR")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  serve->add_option("--otp-failures-per-phone", c.otp_failures_per_phone,
+                    "Wrong codes a phone may see in 24 hours before code sign-in is closed for it (429)")
+      ->envname("SOUQ_OTP_FAILURES_PER_PHONE")
+      ->check(CLI::Range(3, 100000))
+      ->capture_default_str();
+  serve->add_option("--hash-queue", c.hash_queue,
+                    "Password hashes that may wait for a CPU thread; beyond, sign-up and sign-in answer 503")
+      ->envname("SOUQ_HASH_QUEUE")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   serve->add_option("--listen", c.listen, "Address to listen on, HOST:PORT (port 0: any free port)")
       ->envname("SOUQ_LISTEN")
       ->capture_default_str();

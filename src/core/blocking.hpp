@@ -2,19 +2,26 @@
 // hashing, outbound HTTP). A coroutine on an I/O thread awaits
 // `pool.run(fn)`; fn runs on a pool thread and the coroutine resumes on its own
 // executor with fn's result, or fn's exception rethrown.
+//
+// A pool may bound the work it holds (running and waiting): beyond
+// `max_pending`, run() throws 503 `server_busy` with retry_after at once, so
+// that a flood of slow work (password hashing) cannot queue without end.
 #pragma once
+#include <atomic>
 #include <exception>
 #include <optional>
 #include <type_traits>
 #include <variant>
 
 #include "core/asio.hpp"
+#include "core/error.hpp"
 
 namespace souq {
 
 class BlockingPool {
  public:
-  explicit BlockingPool(int threads) : pool_(std::in_place, threads > 0 ? threads : 1) {}
+  explicit BlockingPool(int threads, int max_pending = 0)
+      : pool_(std::in_place, threads > 0 ? threads : 1), max_pending_(max_pending) {}
   ~BlockingPool() { stop(); }
 
   // Joins the threads and destroys work that never started. Call it while the
@@ -33,10 +40,14 @@ class BlockingPool {
   awaitable<std::invoke_result_t<F&>> run(F fn) {
     using R = std::invoke_result_t<F&>;
     using Box = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+    if (max_pending_ > 0 && pending_.fetch_add(1, std::memory_order_relaxed) >= max_pending_) {
+      pending_.fetch_sub(1, std::memory_order_relaxed);
+      throw ApiError(503, "server_busy", "The server is busy. Try again in a moment.", {{"retry_after", 1}});
+    }
     auto boxed = co_await asio::async_initiate<decltype(use_awaitable), void(std::exception_ptr, std::optional<Box>)>(
         [this](auto handler, F f) {
           auto work = asio::prefer(asio::get_associated_executor(handler), asio::execution::outstanding_work.tracked);
-          asio::post(*pool_, [f = std::move(f), handler = std::move(handler), work]() mutable {
+          asio::post(*pool_, [this, f = std::move(f), handler = std::move(handler), work]() mutable {
             std::exception_ptr error;
             std::optional<Box> result;
             try {
@@ -49,6 +60,7 @@ class BlockingPool {
             } catch (...) {
               error = std::current_exception();
             }
+            if (max_pending_ > 0) pending_.fetch_sub(1, std::memory_order_relaxed);
             asio::post(work, [handler = std::move(handler), error, result = std::move(result)]() mutable {
               std::move(handler)(error, std::move(result));
             });
@@ -60,6 +72,8 @@ class BlockingPool {
 
  private:
   std::optional<asio::thread_pool> pool_;
+  int max_pending_ = 0;  // 0: unbounded
+  std::atomic<int> pending_{0};
 };
 
 }  // namespace souq

@@ -191,3 +191,27 @@ test('password guessing is throttled per email before any hashing, even for the 
     await t.stop();
   }
 });
+
+test('a flood of sign-ups is bounded: beyond the hashing queue the answer is 503 with Retry-After, and nothing is half made', async () => {
+  const t = await startSouq({ args: ['--jwt-secret', SECRET, '--hash-queue', '1', '--threads', '1', '--rate-limit', '0'] });
+  try {
+    const emails = Array.from({ length: 24 }, () => `flood-${crypto.randomUUID()}@example.com`);
+    const results = await Promise.all(emails.map((email) =>
+      t.post('/api/v1/auth/register', { email, password: 'password for tests', display_name: 'F' })));
+    const statuses = results.map((r) => r.status);
+    assert.ok(statuses.every((c) => c === 201 || c === 503), statuses.join(','));
+    const busy = results.filter((r) => r.status === 503);
+    assert.ok(busy.length > 0, 'with room for one hash, some of 24 racing sign-ups are turned away');
+    assert.ok(statuses.includes(201), 'and some get through');
+    for (const r of busy) {
+      assertError(r, 503, 'server_busy');
+      assert.equal(r.headers['retry-after'], '1');
+    }
+    const refused = emails.filter((_, i) => statuses[i] === 503);
+    assertError(await t.post('/api/v1/auth/login', { email: refused[0], password: 'password for tests' }), 401, 'invalid_credentials',
+      'a refused sign-up made no account');
+    assertSuccess(await t.post('/api/v1/auth/register', { email: refused[0], password: 'password for tests', display_name: 'F' }), 201);
+  } finally {
+    await t.stop();
+  }
+});

@@ -1,5 +1,5 @@
 // Push device tokens: one per device, registered and updated by PUT, removed
-// by DELETE; a device that signs in as someone else moves to them.
+// by DELETE; a push token belongs to one account at a time.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -32,15 +32,31 @@ test('register, update, list and remove a device', async () => {
   assertError(await s.request('DELETE', `/api/v1/devices/${id}`, a), 404, 'not_found');
 });
 
-test('a device moves to the account that registers it last; nobody removes another user\'s device', async () => {
+test('a push token moves to the account that registers it last; a device id is each account\'s own', async () => {
   const a = await user();
   const b = await user();
   const id = `inst-${crypto.randomUUID()}`;
-  assertSuccess(await s.request('PUT', `/api/v1/devices/${id}`, { body: { platform: 'ios', push_token: 'apns-token-a' }, ...a }));
+  const token = `apns-${crypto.randomUUID()}`;
+  assertSuccess(await s.request('PUT', `/api/v1/devices/${id}`, { body: { platform: 'ios', push_token: token }, ...a }));
   assertError(await s.request('DELETE', `/api/v1/devices/${id}`, b), 404, 'not_found');
-  assertSuccess(await s.request('PUT', `/api/v1/devices/${id}`, { body: { platform: 'ios', push_token: 'apns-token-b' }, ...b }));
-  assert.deepEqual(assertSuccess(await s.get('/api/v1/devices', a)), []);
-  assert.equal(assertSuccess(await s.get('/api/v1/devices', b))[0].push_token, 'apns-token-b');
+  // b knows a's installation id but not its push token: a keeps its device
+  assertSuccess(await s.request('PUT', `/api/v1/devices/${id}`, { body: { platform: 'ios', push_token: `apns-${crypto.randomUUID()}` }, ...b }));
+  assert.equal(assertSuccess(await s.get('/api/v1/devices', a))[0].push_token, token);
+  // the phone changed hands: b signs in on it and registers its push token
+  assertSuccess(await s.request('PUT', `/api/v1/devices/inst-${crypto.randomUUID()}`, { body: { platform: 'ios', push_token: token }, ...b }));
+  assert.deepEqual(assertSuccess(await s.get('/api/v1/devices', a)), [], 'the token left a');
+  assert.ok(assertSuccess(await s.get('/api/v1/devices', b)).some((d) => d.push_token === token));
+});
+
+test('many accounts racing to register one push token leave it with exactly one', async () => {
+  const users = await Promise.all(Array.from({ length: 8 }, () => user()));
+  const token = `fcm-${crypto.randomUUID()}`;
+  const results = await Promise.all(users.map((u) =>
+    s.request('PUT', `/api/v1/devices/inst-${crypto.randomUUID()}`, { body: { platform: 'android', push_token: token }, ...u })));
+  assert.deepEqual(results.map((r) => r.status), users.map(() => 200));
+  const holders = (await Promise.all(users.map(async (u) => assertSuccess(await s.get('/api/v1/devices', u)))))
+    .filter((list) => list.some((d) => d.push_token === token));
+  assert.equal(holders.length, 1);
 });
 
 test('bad devices are 422 and anonymous callers 401', async () => {

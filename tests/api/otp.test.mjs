@@ -51,7 +51,7 @@ test('the answer to a request is the same for a known and an unknown phone', asy
   assert.deepEqual(a.json.data, b.json.data);
 });
 
-test('a code is single use, allows three attempts, and a new code retires the old one', async () => {
+test('a code is single use and allows three attempts', async () => {
   const phone = newPhone();
   assertSuccess(await s.post('/api/v1/auth/otp/request', { phone }), 202);
   const code = await lastCode(phone);
@@ -68,6 +68,30 @@ test('a code is single use, allows three attempts, and a new code retires the ol
   const fresh = await lastCode(phone);
   assertSuccess(await s.post('/api/v1/auth/otp/verify', { phone, code: fresh }));
   assertError(await s.post('/api/v1/auth/otp/verify', { phone, code: fresh }), 401, 'otp_invalid', 'single use');
+});
+
+test('asking again keeps the earlier code valid (somebody else asking cannot void it); a sign-in spends them all', async () => {
+  const phone = newPhone();
+  assertSuccess(await s.post('/api/v1/auth/otp/request', { phone }), 202);
+  const first = await lastCode(phone);
+  await sleep(1100);
+  assertSuccess(await s.post('/api/v1/auth/otp/request', { phone }), 202);
+  const second = await lastCode(phone);
+  assertSuccess(await s.post('/api/v1/auth/otp/verify', { phone, code: first }), 200);
+  if (second !== first) assertError(await s.post('/api/v1/auth/otp/verify', { phone, code: second }), 401, 'otp_invalid');
+});
+
+test('a wrong guess counts against every live code of the phone', async () => {
+  const phone = newPhone();
+  assertSuccess(await s.post('/api/v1/auth/otp/request', { phone }), 202);
+  const first = await lastCode(phone);
+  await sleep(1100);
+  assertSuccess(await s.post('/api/v1/auth/otp/request', { phone }), 202);
+  const second = await lastCode(phone);
+  const wrong = ['000000', '111111', '222222'].find((c) => c !== first && c !== second);
+  for (let i = 0; i < 2; i++) assertError(await s.post('/api/v1/auth/otp/verify', { phone, code: wrong }), 401, 'otp_invalid');
+  assertError(await s.post('/api/v1/auth/otp/verify', { phone, code: wrong }), 401, 'otp_attempts_exceeded');
+  assertError(await s.post('/api/v1/auth/otp/verify', { phone, code: first }), 401, 'otp_attempts_exceeded', 'no guesses left on any code');
 });
 
 test('brute force: twenty racing guesses at one code get at most three tries', async () => {
@@ -97,6 +121,51 @@ test('resend cool-down and per-phone hourly limit answer 429 with Retry-After', 
   }
   await sleep(1050);
   assertError(await s.post('/api/v1/auth/otp/request', { phone }), 429, 'otp_rate_limited');
+});
+
+test('limits are per phone and address: somebody else asking from elsewhere does not hold the owner back, up to a cap', async () => {
+  const t = await startSouq({ args: ['--trust-proxy', '--otp-per-phone-per-hour', '1', '--otp-resend-cooldown', '60'] });
+  const from = (ip) => ({ headers: { 'X-Forwarded-For': ip } });
+  try {
+    const phone = newPhone();
+    assertSuccess(await t.post('/api/v1/auth/otp/request', { phone }, from('198.51.100.7')), 202);
+    assertError(await t.post('/api/v1/auth/otp/request', { phone }, from('198.51.100.7')), 429, 'otp_cooldown');
+    // the owner, elsewhere, still gets a code, and it works
+    assertSuccess(await t.post('/api/v1/auth/otp/request', { phone }, from('203.0.113.9')), 202);
+    assertSuccess(await t.post('/api/v1/auth/otp/verify', { phone, code: await lastCode(phone, t) }, from('203.0.113.9')));
+    // three addresses per phone per hour at most (3 x --otp-per-phone-per-hour)
+    assertSuccess(await t.post('/api/v1/auth/otp/request', { phone }, from('192.0.2.1')), 202);
+    const capped = await t.post('/api/v1/auth/otp/request', { phone }, from('192.0.2.2'));
+    assertError(capped, 429, 'otp_rate_limited');
+    assert.equal(capped.headers['retry-after'], '3600');
+  } finally {
+    await t.stop();
+  }
+});
+
+test('wrong codes per phone per day are capped: then even the right code is 429 and nothing is created', async () => {
+  const t = await startSouq({ args: ['--otp-failures-per-phone', '4', '--otp-resend-cooldown', '1'] });
+  try {
+    const phone = newPhone();
+    for (let round = 0; round < 2; round++) {
+      if (round) await sleep(1100);
+      assertSuccess(await t.post('/api/v1/auth/otp/request', { phone }), 202);
+      const code = await lastCode(phone, t);
+      const wrong = code === '000000' ? '111111' : '000000';
+      for (let i = 0; i < 2; i++) assertError(await t.post('/api/v1/auth/otp/verify', { phone, code: wrong }), 401, 'otp_invalid');
+    }
+    await sleep(1100);
+    assertSuccess(await t.post('/api/v1/auth/otp/request', { phone }), 202);
+    const locked = await t.post('/api/v1/auth/otp/verify', { phone, code: await lastCode(phone, t) });
+    assertError(locked, 429, 'too_many_attempts');
+    assert.ok(Number(locked.headers['retry-after']) > 0);
+    // another phone from the same address is not affected
+    const other = newPhone();
+    assertSuccess(await t.post('/api/v1/auth/otp/request', { phone: other }), 202);
+    assertSuccess(await t.post('/api/v1/auth/otp/verify', { phone: other, code: await lastCode(other, t) }));
+  } finally {
+    await t.stop();
+  }
 });
 
 test('per-IP hourly limit: a fourth code from one address in an hour is 429', async () => {

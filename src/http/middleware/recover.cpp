@@ -27,7 +27,7 @@ Middleware middleware::recover() {
     Response res = error_response(req, *error);
     if (error->status() == 405 && error->details().contains("allow"))
       res.set(http::field::allow, error->details()["allow"].get<std::string>());
-    if (error->status() == 429 && error->details().contains("retry_after"))
+    if ((error->status() == 429 || error->status() == 503) && error->details().contains("retry_after"))
       res.set(http::field::retry_after, std::to_string(error->details()["retry_after"].get<int>()));
     if (error->status() == 413 || error->status() == 431 || (error->status() == 400 && req.early_error))
       res.keep_alive(false);

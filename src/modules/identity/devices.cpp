@@ -18,16 +18,26 @@ json device_json(const db::Row& r) {
 
 json Identity::register_device(const std::string& user_id, const std::string& device_id, const std::string& platform,
                                const std::string& push_token, const std::optional<std::string>& app_version) {
-  return db_.write([&](db::Tx& tx) {
-    auto t = now_text();
-    tx.exec("INSERT INTO devices (device_id, user_id, platform, push_token, app_version, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id,"
-            " platform = excluded.platform, push_token = excluded.push_token, app_version = excluded.app_version,"
-            " updated_at = excluded.updated_at",
-            {device_id, user_id, platform, push_token, app_version, t});
-    return device_json(*tx.query_one("SELECT " SOUQ_DEVICE_COLUMNS " FROM devices WHERE device_id = $1",
-                                     {device_id}));
-  });
+  // Two accounts registering one push token at the same moment: the loser's
+  // insert meets the winner's row; run again, it moves the token instead.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return db_.write([&](db::Tx& tx) {
+        auto t = now_text();
+        tx.exec("DELETE FROM devices WHERE push_token = $1 AND NOT (user_id = $2 AND device_id = $3)",
+                {push_token, user_id, device_id});
+        tx.exec("INSERT INTO devices (user_id, device_id, platform, push_token, app_version, created_at, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (user_id, device_id) DO UPDATE SET"
+                " platform = excluded.platform, push_token = excluded.push_token, app_version = excluded.app_version,"
+                " updated_at = excluded.updated_at",
+                {user_id, device_id, platform, push_token, app_version, t});
+        return device_json(*tx.query_one("SELECT " SOUQ_DEVICE_COLUMNS " FROM devices WHERE user_id = $1 AND device_id = $2",
+                                         {user_id, device_id}));
+      });
+    } catch (const db::ConstraintError& e) {
+      if (e.kind() != db::ConstraintError::Kind::unique || attempt == 3) throw;
+    }
+  }
 }
 
 json Identity::devices(db::Tx& tx, const std::string& user_id) {
@@ -42,7 +52,7 @@ json Identity::devices(db::Tx& tx, const std::string& user_id) {
 
 void Identity::remove_device(const std::string& user_id, const std::string& device_id) {
   bool removed = db_.write([&](db::Tx& tx) {
-    return tx.exec("DELETE FROM devices WHERE device_id = $1 AND user_id = $2", {device_id, user_id}) == 1;
+    return tx.exec("DELETE FROM devices WHERE user_id = $1 AND device_id = $2", {user_id, device_id}) == 1;
   });
   if (!removed) throw ApiError::not_found("No such device on your account.");
 }

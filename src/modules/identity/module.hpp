@@ -26,8 +26,16 @@ struct Options {
   // Phone OTP (seed 000): codes live 10 minutes and allow 3 attempts.
   std::chrono::seconds otp_ttl{600};
   std::chrono::seconds otp_resend_cooldown{60};
+  // Codes a phone may get in an hour when asked from one client address, and
+  // from all addresses together (so that somebody else asking cannot use up
+  // the owner's allowance unless they use several addresses).
   int otp_per_phone_per_hour = 5;
+  int otp_per_phone_per_hour_all = 15;
   int otp_per_ip_per_hour = 20;
+  // Wrong codes a phone may see in `otp_failure_window` before code sign-in
+  // is closed for it (429): bounds guessing over days, not only per code.
+  int otp_failures_per_phone = 20;
+  std::chrono::seconds otp_failure_window{24 * 3600};
   // Password guessing: failed sign-ins allowed per email and per address in
   // the window before 429 (checked before any hashing, so it also bounds CPU).
   std::chrono::seconds login_window{15 * 60};
@@ -77,8 +85,9 @@ class Identity {
   // Phone OTP. request_otp sends a code (202 whatever the phone's history: it
   // never reveals whether an account exists) or throws 429 with retry_after.
   json request_otp(const std::string& phone, const std::string& ip, const std::string& request_id);
-  // Checks a code; the first success for a phone creates the account.
-  // Returns {user, tokens…, new_user}.
+  // Checks a code against the phone's live codes (the newest three: asking
+  // again does not void a code already on its way); the first success for a
+  // phone creates the account. Returns {user, tokens…, new_user}.
   json verify_otp(const std::string& phone, const std::string& code, const std::string& display_name,
                   const Client& client);
 
@@ -175,6 +184,10 @@ class Identity {
                      const char* action, const std::string& reason, const std::string& request_id);
   TokenPair issue(db::Tx& tx, const std::string& user_id, const std::string& session_id);
   std::vector<std::string> roles_of(db::Tx& tx, const std::string& user_id);
+  // Failed sign-ins (passwords and codes) where `column` ("account" or "ip")
+  // is `value`, in the last `window`.
+  int64_t failures(db::Tx& tx, const char* column, const std::string& value, std::chrono::seconds window);
+  void record_failure(db::Tx& tx, const std::string& account, const std::string& ip);
 
   db::Database& db_;
   Options options_;

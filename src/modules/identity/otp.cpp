@@ -27,26 +27,31 @@ json Identity::request_otp(const std::string& phone, const std::string& ip, cons
   std::snprintf(code, sizeof code, "%06u", randombytes_uniform(1000000));
   db_.write([&](db::Tx& tx) {
     auto t = now();
-    tx.exec("INSERT INTO otp_throttle (phone, last_sent_at) VALUES ($1, '1970-01-01T00:00:00.000Z')"
+    auto hour_ago = ago(t, std::chrono::hours(1));
+    // The cool-down per phone and address, as a guarded claim: two racing
+    // requests cannot both send.
+    tx.exec("DELETE FROM otp_throttle WHERE last_sent_at < $1", {hour_ago});
+    tx.exec("INSERT INTO otp_throttle (phone, ip, last_sent_at) VALUES ($1, $2, '1970-01-01T00:00:00.000Z')"
             " ON CONFLICT DO NOTHING",
-            {phone});
-    if (tx.exec("UPDATE otp_throttle SET last_sent_at = $2 WHERE phone = $1 AND last_sent_at <= $3",
-                {phone, format_time(t), ago(t, options_.otp_resend_cooldown)}) == 0) {
-      auto last = parse_time(tx.query_one("SELECT last_sent_at FROM otp_throttle WHERE phone = $1", {phone})
-                                 ->text("last_sent_at"));
+            {phone, ip});
+    if (tx.exec("UPDATE otp_throttle SET last_sent_at = $3 WHERE phone = $1 AND ip = $2 AND last_sent_at <= $4",
+                {phone, ip, format_time(t), ago(t, options_.otp_resend_cooldown)}) == 0) {
+      auto last = parse_time(tx.query_one("SELECT last_sent_at FROM otp_throttle WHERE phone = $1 AND ip = $2",
+                                          {phone, ip})->text("last_sent_at"));
       auto wait = std::chrono::duration_cast<std::chrono::seconds>(*last + options_.otp_resend_cooldown - t).count() + 1;
       throw ApiError(429, "otp_cooldown", "Wait before asking for another code.", {{"retry_after", int(wait)}});
     }
-    auto hour_ago = ago(t, std::chrono::hours(1));
-    if (tx.query_one("SELECT COUNT(*) AS n FROM otp_codes WHERE phone = $1 AND created_at > $2", {phone, hour_ago})
-            ->integer("n") >= options_.otp_per_phone_per_hour)
-      throw ApiError(429, "otp_rate_limited", "Too many codes for this phone. Try again later.",
-                     {{"retry_after", 3600}});
-    if (tx.query_one("SELECT COUNT(*) AS n FROM otp_codes WHERE ip = $1 AND created_at > $2", {ip, hour_ago})
-            ->integer("n") >= options_.otp_per_ip_per_hour)
-      throw ApiError(429, "otp_rate_limited", "Too many codes from this address. Try again later.",
-                     {{"retry_after", 3600}});
-    tx.exec("UPDATE otp_codes SET consumed_at = $2 WHERE phone = $1 AND consumed_at IS NULL", {phone, format_time(t)});
+    auto count = [&](const std::string& where, const db::Params& params) {
+      return tx.query_one("SELECT COUNT(*) AS n FROM otp_codes WHERE " + where, params)->integer("n");
+    };
+    auto limited = [](const char* message) {
+      return ApiError(429, "otp_rate_limited", message, {{"retry_after", 3600}});
+    };
+    if (count("phone = $1 AND ip = $2 AND created_at > $3", {phone, ip, hour_ago}) >= options_.otp_per_phone_per_hour ||
+        count("phone = $1 AND created_at > $2", {phone, hour_ago}) >= options_.otp_per_phone_per_hour_all)
+      throw limited("Too many codes for this phone. Try again later.");
+    if (count("ip = $1 AND created_at > $2", {ip, hour_ago}) >= options_.otp_per_ip_per_hour)
+      throw limited("Too many codes from this address. Try again later.");
     tx.exec("INSERT INTO otp_codes (id, phone, code_hash, expires_at, ip, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             {new_id("otp"), phone, code_hash(secret_, phone, code),
              format_time(t + std::chrono::duration_cast<std::chrono::milliseconds>(options_.otp_ttl)), ip,
@@ -64,36 +69,51 @@ json Identity::request_otp(const std::string& phone, const std::string& ip, cons
 
 json Identity::verify_otp(const std::string& phone, const std::string& code, const std::string& display_name,
                           const Client& client) {
-  enum class Outcome { ok, invalid, wrong, exhausted, suspended } outcome = Outcome::invalid;
+  enum class Outcome { ok, invalid, wrong, exhausted, suspended, locked } outcome = Outcome::invalid;
   int attempts_left = 0;
   std::string user_id;
   bool created = false;
+  const std::string account = "phone:" + phone;
   db_.write([&](db::Tx& tx) {
     outcome = Outcome::invalid;
     created = false;
+    attempts_left = 0;
+    if (failures(tx, "account", account, options_.otp_failure_window) >= options_.otp_failures_per_phone ||
+        failures(tx, "ip", client.ip, options_.login_window) >= options_.login_failures_per_ip) {
+      outcome = Outcome::locked;
+      return;
+    }
     auto t = now();
-    auto row = tx.query_one("SELECT id, code_hash, attempts FROM otp_codes WHERE phone = $1 AND consumed_at IS NULL"
-                            " AND expires_at > $2 ORDER BY id DESC LIMIT 1",
-                            {phone, format_time(t)});
-    if (!row) return;
-    std::string otp_id = row->text("id");
-    // Count the attempt first, with a guard, so racing guesses cannot exceed
-    // three; RETURNING gives this attempt's number even when others raced.
-    auto counted = tx.query_one("UPDATE otp_codes SET attempts = attempts + 1 WHERE id = $1 AND attempts < 3"
-                                " RETURNING attempts",
-                                {otp_id});
-    if (!counted) {
+    auto live = tx.query("SELECT id, code_hash FROM otp_codes WHERE phone = $1 AND consumed_at IS NULL"
+                         " AND expires_at > $2 ORDER BY id DESC LIMIT 3",
+                         {phone, format_time(t)});
+    if (live.empty()) return;
+    // Count the attempt on each live code first, with a guard, so racing
+    // guesses cannot compare against a code more than three times; RETURNING
+    // gives this attempt's number even when others raced.
+    std::string matched;
+    bool counted_any = false;
+    auto hash = code_hash(secret_, phone, code);
+    for (const auto& row : live) {
+      auto counted = tx.query_one("UPDATE otp_codes SET attempts = attempts + 1 WHERE id = $1 AND attempts < 3"
+                                  " AND consumed_at IS NULL RETURNING attempts",
+                                  {row.text("id")});
+      if (!counted) continue;
+      counted_any = true;
+      if (crypto::equal_constant_time(hash, row.text("code_hash"))) matched = row.text("id");
+      attempts_left = std::max(attempts_left, int(3 - counted->integer("attempts")));
+    }
+    if (!counted_any) {
       outcome = Outcome::exhausted;
       return;
     }
-    if (!crypto::equal_constant_time(code_hash(secret_, phone, code), row->text("code_hash"))) {
-      attempts_left = int(3 - counted->integer("attempts"));
+    if (matched.empty()) {
+      record_failure(tx, account, client.ip);
       outcome = attempts_left > 0 ? Outcome::wrong : Outcome::exhausted;
-      return;  // commits the counted attempt
+      return;  // commits the counted attempts
     }
-    if (tx.exec("UPDATE otp_codes SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL",
-                {otp_id, format_time(t)}) == 0)
-      return;  // another request used it a moment ago
+    // Signed in: this code and every other live one for the phone are spent.
+    tx.exec("UPDATE otp_codes SET consumed_at = $2 WHERE phone = $1 AND consumed_at IS NULL", {phone, format_time(t)});
     if (auto user = tx.query_one("SELECT id, status FROM users WHERE phone = $1", {phone})) {
       user_id = user->text("id");
       if (user->text("status") != "active") {
@@ -119,6 +139,10 @@ json Identity::verify_otp(const std::string& phone, const std::string& code, con
       throw ApiError(401, "otp_attempts_exceeded", "Too many wrong attempts. Ask for a new code.");
     case Outcome::suspended:
       throw ApiError(403, "account_suspended", "This account is suspended.");
+    case Outcome::locked:
+      throw ApiError(429, "too_many_attempts",
+                     "Too many wrong codes for this phone or from this address. Wait a while, or sign in another way.",
+                     {{"retry_after", int(options_.login_window.count())}});
     case Outcome::ok: break;
   }
   json data = start_session(user_id, client).to_json();

@@ -141,16 +141,31 @@ std::optional<std::pair<std::string, std::string>> Identity::password_hash_for(c
   });
 }
 
+namespace {
+std::string since(std::chrono::seconds window) {
+  return format_time(now() - std::chrono::duration_cast<std::chrono::milliseconds>(window));
+}
+}  // namespace
+
+int64_t Identity::failures(db::Tx& tx, const char* column, const std::string& value, std::chrono::seconds window) {
+  return tx.query_one(std::string("SELECT COUNT(*) AS n FROM login_failures WHERE ") + column +
+                          " = $1 AND created_at > $2",
+                      {value, since(window)})
+      ->integer("n");
+}
+
+void Identity::record_failure(db::Tx& tx, const std::string& account, const std::string& ip) {
+  tx.exec("INSERT INTO login_failures (id, account, ip, created_at) VALUES ($1, $2, $3, $4)",
+          {new_id("lgf"), account, ip, now_text()});
+  // Kept as long as the longest window that counts them.
+  tx.exec("DELETE FROM login_failures WHERE created_at < $1",
+          {since(std::max(options_.login_window, options_.otp_failure_window))});
+}
+
 void Identity::check_login_throttle(const std::string& email, const std::string& ip) {
-  auto since = format_time(now() - std::chrono::duration_cast<std::chrono::milliseconds>(options_.login_window));
   auto [by_email, by_ip] = db_.read([&](db::Tx& tx) {
-    auto count = [&](const char* column, const std::string& value) {
-      return tx.query_one(std::string("SELECT COUNT(*) AS n FROM login_failures WHERE ") + column +
-                              " = $1 AND created_at > $2",
-                          {value, since})
-          ->integer("n");
-    };
-    return std::make_pair(count("email", email), count("ip", ip));
+    return std::make_pair(failures(tx, "account", email, options_.login_window),
+                          failures(tx, "ip", ip, options_.login_window));
   });
   if (by_email >= options_.login_failures_per_email || by_ip >= options_.login_failures_per_ip)
     throw ApiError(429, "too_many_attempts", "Too many failed sign-ins. Wait a while, or sign in another way.",
@@ -158,13 +173,7 @@ void Identity::check_login_throttle(const std::string& email, const std::string&
 }
 
 void Identity::record_login_failure(const std::string& email, const std::string& ip) {
-  auto t = now();
-  db_.write([&](db::Tx& tx) {
-    tx.exec("INSERT INTO login_failures (id, email, ip, created_at) VALUES ($1, $2, $3, $4)",
-            {new_id("lgf"), email, ip, format_time(t)});
-    tx.exec("DELETE FROM login_failures WHERE created_at < $1",
-            {format_time(t - std::chrono::duration_cast<std::chrono::milliseconds>(options_.login_window))});
-  });
+  db_.write([&](db::Tx& tx) { record_failure(tx, email, ip); });
 }
 
 std::optional<std::string> Identity::password_hash_of(const std::string& user_id) {
