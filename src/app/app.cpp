@@ -14,8 +14,7 @@
 #include "core/time.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
-#include "modules/identity/module.hpp"
-#include "modules/identity/policy.hpp"
+#include "app/modules.hpp"
 
 namespace souq::app {
 namespace {
@@ -124,33 +123,8 @@ int App::serve() {
   // Password hashing is slow on purpose; it gets threads of its own so that it
   // never queues database work behind it.
   BlockingPool cpu(threads, config_.hash_queue);
-  identity::Options identity_options;
-  identity_options.jwt_secret = config_.jwt_secret;
-  identity_options.issuer = config_.jwt_issuer;
-  identity_options.access_ttl = std::chrono::seconds(config_.access_token_ttl);
-  identity_options.refresh_ttl = std::chrono::seconds(config_.refresh_token_ttl);
-  identity_options.otp_resend_cooldown = std::chrono::seconds(config_.otp_resend_cooldown);
-  identity_options.otp_per_ip_per_hour = config_.otp_per_ip_per_hour;
-  identity_options.otp_per_phone_per_hour = config_.otp_per_phone_per_hour;
-  identity_options.otp_per_phone_per_hour_all = 3 * config_.otp_per_phone_per_hour;
-  identity_options.otp_failures_per_phone = config_.otp_failures_per_phone;
-  identity_options.otp_ttl = std::chrono::seconds(config_.otp_ttl);
-  identity_options.login_failures_per_email = config_.login_failures_per_email;
-  identity_options.login_failures_per_ip = 5 * config_.login_failures_per_email;
-  identity_options.session_cache_size = size_t(config_.session_cache_size);
-  identity_options.session_feed_interval = std::chrono::milliseconds(config_.session_feed_ms);
-  identity::Identity identity(*db_, identity_options);
-  identity.start();
-  identity.follow_session_changes();
-  identity.use_sms(*sms_);
-  if (!config_.oidc_config.empty()) {
-    std::ifstream file(config_.oidc_config);
-    std::stringstream text;
-    text << file.rdbuf();
-    auto parsed = json::parse(text.str(), nullptr, false);
-    if (parsed.is_discarded()) throw std::invalid_argument("--oidc-config is not valid JSON: " + config_.oidc_config);
-    identity.use_oidc(identity::OidcVerifier::from_config(parsed));
-  }
+  Modules modules(config_, *db_, *queue_, *outbox_, *sms_);
+  modules.identity.follow_session_changes();
   api::Metrics metrics;
   api::Router router;
   api::Server* server_ptr = nullptr;
@@ -159,9 +133,7 @@ int App::serve() {
                     *outbox_,  metrics,  *sms_, [&server_ptr] { return server_ptr && server_ptr->draining(); },
                     now_text()};
   register_system_routes(router, services);
-  identity::Policy policy;
-  identity::register_routes(router, identity, blocking, cpu);
-  identity::register_moderation_routes(router, identity, policy, blocking, sms_.get());
+  modules.register_routes(router, blocking, cpu);
   if (config_.dev) register_dev_routes(router, services);
 
   api::RateLimiter limiter(config_.rate_limit, config_.rate_burst);
@@ -230,7 +202,7 @@ int App::serve() {
   server.stop();
   blocking.stop();
   cpu.stop();
-  identity.stop();
+  modules.stop();
   queue_.reset();
   db_.reset();
   log::info("stopped");
@@ -241,6 +213,7 @@ int App::serve() {
 int App::worker() {
   open_database();
   register_job_kinds();
+  Modules modules(config_, *db_, *queue_, *outbox_, *sms_);
   asio::io_context ioc;
   SignalWaiter signals(ioc);
   std::thread signal_thread([&] { ioc.run(); });
@@ -252,6 +225,7 @@ int App::worker() {
   workers.stop();
   ioc.stop();
   signal_thread.join();
+  modules.stop();
   db_.reset();
   log::info("stopped");
   log::shutdown();
@@ -289,6 +263,22 @@ int App::jobs_retry(const std::string& id) {
   std::cout << (ok ? "queued again: " : "no dead job with id: ") << id << "\n";
   log::shutdown();
   return ok ? 0 : 1;
+}
+
+int App::processes_check() {
+  transactions::Actions actions;
+  register_all_actions(actions);
+  transactions::Processes processes;
+  processes.load_files(actions, config_.processes_dir);
+  for (const auto* p : processes.all_latest())
+    for (const auto* v : processes.versions(p->name))
+      std::cout << v->name << " version " << v->version << " (" << v->states.size() << " states, "
+                << v->transitions.size() << " transitions) from " << v->origin << "\n";
+  std::cout << "actions: ";
+  for (const auto& name : actions.names()) std::cout << name << " ";
+  std::cout << "\n";
+  log::shutdown();
+  return 0;
 }
 
 }  // namespace souq::app

@@ -45,6 +45,7 @@ class App {
                    const std::optional<std::string>& phone, bool promote_existing);
   int jobs_list(const std::string& status, int limit);
   int jobs_retry(const std::string& id);
+  int processes_check();  // validates process definitions without a database
 
  private:
   void open_database();

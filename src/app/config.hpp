@@ -36,6 +36,9 @@ struct Config {
   int session_cache_size = 100000;  // 0: check every request's session in the database
   int session_feed_ms = 200;        // how often other nodes' logouts are read
   std::string oidc_config;  // a JSON file of OpenID Connect providers
+  // transactions and the marketplace
+  std::string processes_dir;  // an operator's process definitions (*.json)
+  std::string deal_process = "negotiation";  // for requests that name none
   // sms
   std::string sms_provider = "dev";
   std::string twilio_base_url = "https://api.twilio.com";

@@ -42,6 +42,16 @@ void add_sms(CLI::App* cmd, Config& c) {
       ->envname("SOUQ_TWILIO_FROM");
 }
 
+void add_processes(CLI::App* cmd, Config& c) {
+  cmd->add_option("--processes", c.processes_dir,
+                  "Folder of process definitions (*.json) beside the built-in ones; a faulty one stops start-up")
+      ->envname("SOUQ_PROCESSES")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--deal-process", c.deal_process, "The process deals follow when a request names none")
+      ->envname("SOUQ_DEAL_PROCESS")
+      ->capture_default_str();
+}
+
 void add_workers(CLI::App* cmd, Config& c) {
   cmd->add_option("--workers", c.workers, "Job worker threads in this process (0: none)")
       ->envname("SOUQ_WORKERS")
@@ -64,6 +74,7 @@ int main(int argc, char** argv) {
   add_common(serve, c);
   add_workers(serve, c);
   add_sms(serve, c);
+  add_processes(serve, c);
   serve->add_option("--otp-resend-cooldown", c.otp_resend_cooldown, "Seconds before a phone may get another code")
       ->envname("SOUQ_OTP_RESEND_COOLDOWN")
       ->check(CLI::Range(1, 3600))
@@ -165,6 +176,13 @@ int main(int argc, char** argv) {
   add_common(worker, c);
   add_workers(worker, c);
   add_sms(worker, c);
+  add_processes(worker, c);
+
+  auto* processes = cli.add_subcommand("processes", "Process definitions");
+  processes->require_subcommand(1);
+  auto* processes_check = processes->add_subcommand(
+      "check", "Validate the built-in definitions and those in --processes; print what would load");
+  add_processes(processes_check, c);
 
   auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");
   add_common(migrate, c);
@@ -210,6 +228,7 @@ int main(int argc, char** argv) {
     if (cli.got_subcommand(migrate)) return app.migrate();
     if (list->parsed()) return app.jobs_list(status, limit);
     if (retry->parsed()) return app.jobs_retry(job_id);
+    if (processes_check->parsed()) return app.processes_check();
     if (admin_create->parsed()) {
       souq::json body = {{"email", admin_email}, {"password", admin_password}, {"display_name", admin_name}};
       if (!admin_phone.empty()) body["phone"] = admin_phone;

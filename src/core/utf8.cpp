@@ -29,4 +29,10 @@ std::string sanitize(std::string_view text, size_t max_bytes) {
   return out;
 }
 
+size_t length(std::string_view text) {
+  size_t n = 0;
+  for (size_t i = 0; i < text.size(); i += std::max<size_t>(1, sequence_length(text, i))) ++n;
+  return n;
+}
+
 }  // namespace souq::utf8

@@ -10,6 +10,9 @@ namespace souq::utf8 {
 // 0 when the bytes there are not one (overlong, surrogate, > U+10FFFF, cut).
 size_t sequence_length(std::string_view text, size_t i);
 
+// Code points in valid UTF-8 text (an invalid byte counts as one).
+size_t length(std::string_view text);
+
 // The text with every invalid byte replaced by U+FFFD and NUL bytes removed,
 // cut at a character boundary to at most `max_bytes` bytes.
 std::string sanitize(std::string_view text, size_t max_bytes = std::string::npos);

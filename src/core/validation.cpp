@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/money.hpp"
+#include "core/time.hpp"
 #include "core/utf8.hpp"
 
 namespace souq {
@@ -113,6 +115,131 @@ std::optional<std::string> Validator::url(const std::string& field, bool require
     return std::nullopt;
   }
   return s;
+}
+
+const json* Validator::present(const std::string& field, bool required) {
+  if (!body_.is_object() || !body_.contains(field) || body_[field].is_null()) {
+    if (required) errors_[field] = "is required";
+    return nullptr;
+  }
+  return &body_[field];
+}
+
+std::optional<int64_t> Validator::integer(const std::string& field, int64_t min, int64_t max, bool required) {
+  auto* v = present(field, required);
+  if (!v) return std::nullopt;
+  auto range = "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX)) {
+    errors_[field] = range;
+    return std::nullopt;
+  }
+  if (!v->is_number_integer()) {
+    errors_[field] = v->is_number_float() ? range + " (no fractions: amounts are in minor units)" : range;
+    return std::nullopt;
+  }
+  int64_t n = v->get<int64_t>();
+  if (n < min || n > max) {
+    errors_[field] = range;
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::optional<int64_t> Validator::amount(const std::string& field, int64_t min, bool required) {
+  return integer(field, min, 1'000'000'000'000'000, required);
+}
+
+std::optional<std::string> Validator::currency(const std::string& field, bool required) {
+  auto* v = get(field, required);
+  if (!v) return std::nullopt;
+  std::string s = v->get<std::string>();
+  if (!Currency::find(s)) {
+    errors_[field] = "must be an ISO 4217 currency code such as EGP";
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<double> Validator::number(const std::string& field, double min, double max, bool required) {
+  auto* v = present(field, required);
+  if (!v) return std::nullopt;
+  if (!v->is_number() || v->get<double>() < min || v->get<double>() > max) {
+    errors_[field] = "must be a number from " + json(min).dump() + " to " + json(max).dump();
+    return std::nullopt;
+  }
+  return v->get<double>();
+}
+
+std::optional<std::string> Validator::timestamp(const std::string& field, bool required) {
+  auto* v = get(field, required);
+  if (!v) return std::nullopt;
+  auto t = parse_time(v->get<std::string>());
+  if (!t) {
+    errors_[field] = "must be an RFC 3339 timestamp such as 2026-12-01T12:00:00Z";
+    return std::nullopt;
+  }
+  return format_time(*t);
+}
+
+std::optional<std::string> Validator::slug(const std::string& field, size_t max, bool required) {
+  auto* v = get(field, required);
+  if (!v) return std::nullopt;
+  std::string s = v->get<std::string>();
+  if (!is_slug(s, max)) {
+    errors_[field] = "must be 1 to " + std::to_string(max) + " lower-case letters, digits and inner dashes";
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<std::string> Validator::one_of(const std::string& field, std::initializer_list<const char*> choices,
+                                             bool required) {
+  auto* v = get(field, required);
+  if (!v) return std::nullopt;
+  std::string s = v->get<std::string>();
+  std::string list;
+  for (const char* c : choices) {
+    if (s == c) return s;
+    list += (list.empty() ? "" : ", ") + std::string(c);
+  }
+  errors_[field] = "must be one of: " + list;
+  return std::nullopt;
+}
+
+std::optional<std::vector<std::string>> Validator::strings(const std::string& field, size_t max_items, size_t min,
+                                                           size_t max, bool required) {
+  auto* v = present(field, required);
+  if (!v) return std::nullopt;
+  auto why = "must be a list of at most " + std::to_string(max_items) + " strings of " + std::to_string(min) + " to " +
+             std::to_string(max) + " characters";
+  if (!v->is_array() || v->size() > max_items) {
+    errors_[field] = why;
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (const auto& item : *v) {
+    if (!item.is_string() || utf8::length(item.get<std::string>()) < min || utf8::length(item.get<std::string>()) > max) {
+      errors_[field] = why;
+      return std::nullopt;
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+std::optional<bool> Validator::boolean(const std::string& field, bool required) {
+  auto* v = present(field, required);
+  if (!v) return std::nullopt;
+  if (!v->is_boolean()) {
+    errors_[field] = "must be true or false";
+    return std::nullopt;
+  }
+  return v->get<bool>();
+}
+
+bool is_slug(std::string_view s, size_t max) {
+  if (s.empty() || s.size() > max || s.front() == '-' || s.back() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return (c >= 'a' && c <= 'z') || std::isdigit(c) || c == '-'; });
 }
 
 void Validator::forbid(std::initializer_list<const char*> fields, const std::string& why) {

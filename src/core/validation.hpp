@@ -5,11 +5,15 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/error.hpp"
 #include "core/json.hpp"
 
 namespace souq {
+
+// Lower-case letters, digits and inner dashes, 1 to `max` characters.
+bool is_slug(std::string_view s, size_t max = 60);
 
 class Validator {
  public:
@@ -31,6 +35,27 @@ class Validator {
   std::optional<std::string> locale(const std::string& field, bool required = false);
   // An http(s) URL of at most 2048 bytes.
   std::optional<std::string> url(const std::string& field, bool required = false);
+  // A JSON integer (not a float, not a string) in [min, max].
+  std::optional<int64_t> integer(const std::string& field, int64_t min, int64_t max, bool required = true);
+  // An amount of money in minor units: an integer from `min` to 10^15 (safe
+  // in every JSON client; larger is refused, never rounded).
+  std::optional<int64_t> amount(const std::string& field, int64_t min = 0, bool required = true);
+  // An ISO 4217 currency code such as "EGP".
+  std::optional<std::string> currency(const std::string& field, bool required = true);
+  // A JSON number in [min, max] (coordinates).
+  std::optional<double> number(const std::string& field, double min, double max, bool required = true);
+  // An RFC 3339 timestamp, returned in Souq's canonical form.
+  std::optional<std::string> timestamp(const std::string& field, bool required = true);
+  // A lower-case slug: letters, digits and inner dashes, 1 to `max` characters.
+  std::optional<std::string> slug(const std::string& field, size_t max = 60, bool required = true);
+  // One of `choices`.
+  std::optional<std::string> one_of(const std::string& field, std::initializer_list<const char*> choices,
+                                    bool required = true);
+  // A list of at most `max_items` strings, each `min`..`max` characters.
+  std::optional<std::vector<std::string>> strings(const std::string& field, size_t max_items, size_t min, size_t max,
+                                                  bool required = false);
+  // A JSON boolean.
+  std::optional<bool> boolean(const std::string& field, bool required = true);
 
   // Fields the caller may not set here (e.g. roles on a profile).
   void forbid(std::initializer_list<const char*> fields, const std::string& why);
@@ -45,6 +70,8 @@ class Validator {
 
  private:
   const json* get(const std::string& field, bool required);
+  // The field when present and not null; a missing required one is noted.
+  const json* present(const std::string& field, bool required);
   const json& body_;
   json errors_ = json::object();
 };

@@ -1,5 +1,7 @@
 #include "db/database.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -33,4 +35,14 @@ std::unique_ptr<Database> open_database(const std::string& url, const Options& o
   throw Error("unsupported database URL (use sqlite:PATH or postgres://…): " + url);
 }
 
+}  // namespace souq::db
+
+namespace souq::db {
+double great_circle_km(double lat1, double lng1, double lat2, double lng2) {
+  constexpr double kEarthKm = 6371.0088, kRad = 3.14159265358979323846 / 180.0;
+  double dlat = (lat2 - lat1) * kRad, dlng = (lng2 - lng1) * kRad;
+  double a = std::sin(dlat / 2) * std::sin(dlat / 2) +
+             std::cos(lat1 * kRad) * std::cos(lat2 * kRad) * std::sin(dlng / 2) * std::sin(dlng / 2);
+  return 2 * kEarthKm * std::asin(std::min(1.0, std::sqrt(a)));
+}
 }  // namespace souq::db

@@ -17,6 +17,10 @@
 namespace souq::db {
 
 enum class Engine { sqlite, postgres };
+
+// Great-circle distance in kilometres (haversine). In SQL on both engines:
+// souq_distance_km(lat1, lng1, lat2, lng2).
+double great_circle_km(double lat1, double lng1, double lat2, double lng2);
 const char* engine_name(Engine e);
 
 using Params = std::vector<Value>;
@@ -33,6 +37,11 @@ class Tx {
   virtual void script(std::string_view sql) = 0;
 
   std::optional<Row> query_one(std::string_view sql, const Params& params = {}) { return query(sql, params).first(); }
+
+  // " FOR UPDATE" on PostgreSQL; nothing on SQLite, whose single writer
+  // already serialises writers. Locks a row first so that writers touching
+  // the same rows take their locks in one order.
+  std::string_view for_update() const { return engine() == Engine::postgres ? " FOR UPDATE" : ""; }
 
   // " FOR UPDATE SKIP LOCKED" on PostgreSQL; nothing on SQLite, whose single
   // writer already serialises the claim.

@@ -32,6 +32,20 @@ struct StmtDeleter {
 };
 using Stmt = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
 
+// souq_distance_km(lat1, lng1, lat2, lng2): great-circle kilometres, NULL if
+// any input is NULL. PostgreSQL has the same function (db migration 0001).
+void distance_km(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  double v[4];
+  for (int i = 0; i < 4; ++i) {
+    if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
+      sqlite3_result_null(ctx);
+      return;
+    }
+    v[i] = sqlite3_value_double(argv[i]);
+  }
+  sqlite3_result_double(ctx, great_circle_km(v[0], v[1], v[2], v[3]));
+}
+
 }  // namespace
 
 // One sqlite3 handle with its prepared-statement cache. Used by one thread at a time.
@@ -54,6 +68,8 @@ class SqliteConnection final : public Tx {
       script("PRAGMA synchronous=NORMAL");
     }
     script("PRAGMA foreign_keys=ON");
+    sqlite3_create_function_v2(db_, "souq_distance_km", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                               distance_km, nullptr, nullptr, nullptr);
   }
   ~SqliteConnection() override {
     cache_.clear();

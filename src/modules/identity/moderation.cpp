@@ -34,43 +34,53 @@ void require_user_exists(db::Tx& tx, const std::string& user_id) {
 
 json Identity::warn(const Principal& admin, const std::string& user_id, const std::string& reason,
                     const std::string& request_id) {
-  return db_.write([&](db::Tx& tx) {
-    require_user_exists(tx, user_id);
-    std::string id = new_id("wrn");
-    auto t = now_text();
-    tx.exec("INSERT INTO user_warnings (id, user_id, admin_id, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
-            {id, user_id, admin.user_id, reason, t});
-    audit::record(tx, {admin.user_id, "user.warn", "user", user_id, reason, {{"warning_id", id}}, request_id});
-    return json{{"id", id}, {"user_id", user_id}, {"reason", reason}, {"created_at", t}};
-  });
+  return db_.write([&](db::Tx& tx) { return warn(tx, admin, user_id, reason, request_id); });
+}
+
+json Identity::warn(db::Tx& tx, const Principal& admin, const std::string& user_id, const std::string& reason,
+                    const std::string& request_id) {
+  require_user_exists(tx, user_id);
+  std::string id = new_id("wrn");
+  auto t = now_text();
+  tx.exec("INSERT INTO user_warnings (id, user_id, admin_id, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
+          {id, user_id, admin.user_id, reason, t});
+  audit::record(tx, {admin.user_id, "user.warn", "user", user_id, reason, {{"warning_id", id}}, request_id});
+  return json{{"id", id}, {"user_id", user_id}, {"reason", reason}, {"created_at", t}};
 }
 
 // The one guarded status change behind suspend and unsuspend.
-json Identity::change_status(const Principal& admin, const std::string& user_id, const char* from, const char* to,
-                             const char* action, const std::string& reason, const std::string& request_id) {
-  db_.write([&](db::Tx& tx) {
-    require_user_exists(tx, user_id);
-    if (tx.exec("UPDATE users SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
-                {user_id, from, to, now_text()}) == 0)
-      throw std::string(to) == "suspended"
-          ? ApiError::conflict("already_suspended", "This account is already suspended.")
-          : ApiError::conflict("not_suspended", "This account is not suspended.");
-    cache_.record(tx, user_id);
-    audit::record(tx, {admin.user_id, action, "user", user_id, reason, json::object(), request_id});
-  });
-  return me(user_id);
+void Identity::change_status(db::Tx& tx, const Principal& admin, const std::string& user_id, const char* from,
+                             const char* to, const char* action, const std::string& reason,
+                             const std::string& request_id) {
+  require_user_exists(tx, user_id);
+  if (tx.exec("UPDATE users SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
+              {user_id, from, to, now_text()}) == 0)
+    throw std::string(to) == "suspended"
+        ? ApiError::conflict("already_suspended", "This account is already suspended.")
+        : ApiError::conflict("not_suspended", "This account is not suspended.");
+  cache_.record(tx, user_id);
+  audit::record(tx, {admin.user_id, action, "user", user_id, reason, json::object(), request_id});
+}
+
+void Identity::suspend(db::Tx& tx, const Principal& admin, const std::string& user_id, const std::string& reason,
+                       const std::string& request_id) {
+  if (admin.user_id == user_id)
+    throw ApiError::unprocessable("cannot_suspend_self", "An admin cannot suspend their own account.");
+  change_status(tx, admin, user_id, "active", "suspended", "user.suspend", reason, request_id);
 }
 
 json Identity::suspend(const Principal& admin, const std::string& user_id, const std::string& reason,
                        const std::string& request_id) {
-  if (admin.user_id == user_id)
-    throw ApiError::unprocessable("cannot_suspend_self", "An admin cannot suspend their own account.");
-  return change_status(admin, user_id, "active", "suspended", "user.suspend", reason, request_id);
+  db_.write([&](db::Tx& tx) { suspend(tx, admin, user_id, reason, request_id); });
+  return me(user_id);
 }
 
 json Identity::unsuspend(const Principal& admin, const std::string& user_id, const std::string& reason,
                          const std::string& request_id) {
-  return change_status(admin, user_id, "suspended", "active", "user.unsuspend", reason, request_id);
+  db_.write([&](db::Tx& tx) {
+    change_status(tx, admin, user_id, "suspended", "active", "user.unsuspend", reason, request_id);
+  });
+  return me(user_id);
 }
 
 json Identity::apply_to_sell(const Principal& who, const json& f) {

@@ -1,6 +1,7 @@
 // /api/v1/seller-profiles, /api/v1/admin/seller-profiles, /api/v1/admin/users/{id}/…, /api/v1/admin/audit
 #include "core/id.hpp"
 #include "core/validation.hpp"
+#include "http/paging.hpp"
 #include "http/response.hpp"
 #include "modules/audit/module.hpp"
 #include "modules/identity/module.hpp"
@@ -12,23 +13,6 @@ using api::Request;
 using api::Response;
 
 namespace {
-
-int page_limit(const Request& req) {
-  auto text = req.query_param("limit");
-  if (!text) return 50;
-  try {
-    int n = std::stoi(*text);
-    if (n >= 1 && n <= 200) return n;
-  } catch (const std::exception&) {
-  }
-  throw ApiError::validation({{"limit", "must be an integer from 1 to 200"}});
-}
-
-std::optional<std::string> page_cursor(const Request& req) {
-  auto cursor = req.query_param("cursor");
-  if (cursor && !is_id(*cursor)) throw ApiError::validation({{"cursor", "is not a cursor this API gave out"}});
-  return cursor;
-}
 
 std::string reason_of(const Request& req, bool required) {
   static const json empty = json::object();
@@ -78,8 +62,8 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
     auto status = req.query_param("status").value_or("pending");
     if (status != "pending" && status != "approved" && status != "rejected")
       throw ApiError::validation({{"status", "must be pending, approved or rejected"}});
-    int limit = page_limit(req);
-    auto cursor = page_cursor(req);
+    int limit = api::page_limit(req);
+    auto cursor = api::page_cursor(req);
     auto [items, next] = co_await blocking.run([&] { return identity.seller_profiles(status, cursor, limit); });
     co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
   });
@@ -118,7 +102,7 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
       auto who = co_await require_user(req, identity, blocking);
       policy.check(who, "sms.read");
       std::string to = req.query_param("to").value_or("");
-      int limit = page_limit(req);
+      int limit = api::page_limit(req);
       co_return api::ok(req, co_await blocking.run([&] { return sms->recent(to, limit); }));
     });
 
@@ -130,8 +114,8 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
     filter.actor_id = req.query_param("actor_id");
     filter.target_type = req.query_param("target_type");
     filter.target_id = req.query_param("target_id");
-    filter.before = page_cursor(req);
-    filter.limit = page_limit(req);
+    filter.before = api::page_cursor(req);
+    filter.limit = api::page_limit(req);
     auto [items, next] = co_await blocking.run([&] {
       return identity.db().read([&](db::Tx& tx) { return audit::list(tx, filter); });
     });

@@ -2,6 +2,8 @@
 // and the Principal every other module asks for ("who is calling?").
 #pragma once
 #include <chrono>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -140,6 +142,19 @@ class Identity {
   // The caller's own account, reusing the roles check_session just read.
   json me(db::Tx& tx, const Principal& who);
   json update_me(const std::string& user_id, const json& changes);
+  // Other modules add to public profiles (a seller's rating) without identity
+  // knowing them: fn(tx, user ids, profiles by id) fills in what it owns, for
+  // a whole page of users in one go.
+  using ProfileExtension =
+      std::function<void(db::Tx& tx, const std::vector<std::string>& user_ids, std::map<std::string, json>& profiles)>;
+  void extend_profiles(ProfileExtension fn) { extensions_.push_back(std::move(fn)); }
+  // Public summaries {id, display_name, avatar_url, is_seller, + extensions}
+  // of these users (unknown ids are left out), for embedding in other
+  // modules' documents without a call per user.
+  std::map<std::string, json> summaries(db::Tx& tx, const std::vector<std::string>& user_ids);
+  // True when the account exists and is not suspended.
+  bool is_active(db::Tx& tx, const std::string& user_id);
+
   // 404 when there is no such active user. An admin viewer also sees
   // suspended accounts, with their status.
   json public_profile(db::Tx& tx, const std::string& user_id, const Principal* viewer);
@@ -159,6 +174,11 @@ class Identity {
                const std::string& request_id);
   json unsuspend(const Principal& admin, const std::string& user_id, const std::string& reason,
                  const std::string& request_id);
+  // The same, in the caller's transaction (a report decided with its action).
+  json warn(db::Tx& tx, const Principal& admin, const std::string& user_id, const std::string& reason,
+            const std::string& request_id);
+  void suspend(db::Tx& tx, const Principal& admin, const std::string& user_id, const std::string& reason,
+               const std::string& request_id);
 
   // Seller applications.
   json apply_to_sell(const Principal& who, const json& fields);
@@ -180,7 +200,7 @@ class Identity {
   db::Database& db() { return db_; }
 
  private:
-  json change_status(const Principal& admin, const std::string& user_id, const char* from, const char* to,
+  void change_status(db::Tx& tx, const Principal& admin, const std::string& user_id, const char* from, const char* to,
                      const char* action, const std::string& reason, const std::string& request_id);
   TokenPair issue(db::Tx& tx, const std::string& user_id, const std::string& session_id);
   std::vector<std::string> roles_of(db::Tx& tx, const std::string& user_id);
@@ -196,6 +216,7 @@ class Identity {
   OidcVerifier oidc_;
   SessionCache cache_;
   mutable VerifiedTokens tokens_;
+  std::vector<ProfileExtension> extensions_;
 };
 
 // Argon2id (libsodium, interactive limits). Slow on purpose: call on a pool.

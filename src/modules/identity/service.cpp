@@ -350,16 +350,41 @@ json Identity::update_me(const std::string& user_id, const json& changes) {
   return me(user_id);
 }
 
+std::map<std::string, json> Identity::summaries(db::Tx& tx, const std::vector<std::string>& user_ids) {
+  std::map<std::string, json> out;
+  if (user_ids.empty()) return out;
+  std::vector<std::string> ids(user_ids);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::string placeholders;
+  db::Params params;
+  for (const auto& id : ids) {
+    params.emplace_back(id);
+    placeholders += (placeholders.empty() ? "$" : ", $") + std::to_string(params.size());
+  }
+  for (const auto& r : tx.query("SELECT u.id, u.display_name, u.avatar_url, u.created_at,"
+                                " EXISTS (SELECT 1 FROM user_roles ur WHERE ur.user_id = u.id AND ur.role = 'seller')"
+                                " AS is_seller FROM users u WHERE u.id IN (" + placeholders + ")",
+                                params))
+    out[r.text("id")] = {{"id", r.text("id")},
+                         {"display_name", r.text("display_name")},
+                         {"avatar_url", r.nullable_text("avatar_url")},
+                         {"is_seller", r.boolean("is_seller")},
+                         {"member_since", r.text("created_at")}};
+  for (const auto& extend : extensions_) extend(tx, ids, out);
+  return out;
+}
+
+bool Identity::is_active(db::Tx& tx, const std::string& user_id) {
+  auto row = tx.query_one("SELECT status FROM users WHERE id = $1", {user_id});
+  return row && row->text("status") == "active";
+}
+
 json Identity::public_profile(db::Tx& tx, const std::string& user_id, const Principal* viewer) {
   bool admin = viewer && viewer->has_role("admin");
-  auto row = tx.query_one("SELECT id, display_name, avatar_url, status, created_at FROM users WHERE id = $1", {user_id});
+  auto row = tx.query_one("SELECT status FROM users WHERE id = $1", {user_id});
   if (!row || (!admin && row->text("status") != "active")) throw ApiError::not_found("No such user.");
-  auto roles = roles_of(tx, user_id);
-  json profile{{"id", row->text("id")},
-               {"display_name", row->text("display_name")},
-               {"avatar_url", row->nullable_text("avatar_url")},
-               {"is_seller", std::find(roles.begin(), roles.end(), "seller") != roles.end()},
-               {"member_since", row->text("created_at")}};
+  json profile = summaries(tx, {user_id}).at(user_id);
   if (admin) profile["status"] = row->text("status");
   return profile;
 }

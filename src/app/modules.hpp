@@ -1,0 +1,49 @@
+// The business modules and how they are wired to one another: the same graph
+// for `souq serve` (routes and workers) and `souq worker` (workers only: timed
+// transitions run actions of every module).
+#pragma once
+#include <memory>
+
+#include "app/config.hpp"
+#include "core/blocking.hpp"
+#include "http/router.hpp"
+#include "jobs/queue.hpp"
+#include "modules/identity/module.hpp"
+#include "modules/identity/policy.hpp"
+#include "modules/marketplace/module.hpp"
+#include "modules/ratings/module.hpp"
+#include "modules/reports/module.hpp"
+#include "modules/sms/module.hpp"
+#include "modules/transactions/module.hpp"
+
+namespace souq::app {
+
+identity::Options identity_options(const Config& config);
+
+class Modules {
+ public:
+  // Builds every module, registers actions, policies and job kinds, and loads
+  // the processes (built-in, --processes, stored): a fault stops here.
+  Modules(const Config& config, db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, sms::Sms& sms);
+  void register_routes(api::Router& router, BlockingPool& blocking, BlockingPool& cpu);
+  // Before the database closes.
+  void stop() { identity.stop(); }
+
+  identity::Identity identity;
+  identity::Policy policy;
+  transactions::Actions actions;
+  transactions::Processes processes;
+  transactions::Transactions transactions;
+  marketplace::Marketplace marketplace;
+  ratings::Ratings ratings;
+  reports::Reports reports;
+
+ private:
+  sms::Sms& sms_;
+};
+
+// The actions every module registers, for loading processes without a
+// database (`souq processes check`).
+void register_all_actions(transactions::Actions& actions);
+
+}  // namespace souq::app

@@ -1,0 +1,81 @@
+// /api/v1/processes and /api/v1/transactions: thin routes over the engine.
+#include "core/validation.hpp"
+#include "http/paging.hpp"
+#include "http/response.hpp"
+#include "modules/transactions/module.hpp"
+
+namespace souq::transactions {
+
+using api::Request;
+using api::Response;
+
+void register_routes(api::Router& router, Transactions& transactions, identity::Identity& identity,
+                     BlockingPool& blocking) {
+  // Public: clients show the steps of a flow before anyone signs in.
+  router.get("/api/v1/processes", [&](Request& req) -> awaitable<Response> {
+    json out = json::array();
+    for (const Process* p : transactions.processes().all_latest()) {
+      json item = p->to_json();
+      item["versions"] = json::array();
+      for (const Process* v : transactions.processes().versions(p->name)) item["versions"].push_back(v->version);
+      out.push_back(std::move(item));
+    }
+    co_return api::ok(req, out);
+  });
+
+  router.get("/api/v1/processes/{name}", [&](Request& req) -> awaitable<Response> {
+    const std::string& name = req.param("name");
+    const Process* p = transactions.processes().latest(name);
+    if (auto version = req.query_param("version")) {
+      int v = 0;
+      try {
+        v = std::stoi(*version);
+      } catch (const std::exception&) {
+        throw ApiError::validation({{"version", "must be a whole number"}});
+      }
+      p = transactions.processes().find(name, v);
+    }
+    if (!p) throw ApiError::not_found("No such process (or version).");
+    json out = p->to_json();
+    out["versions"] = json::array();
+    for (const Process* v : transactions.processes().versions(p->name)) out["versions"].push_back(v->version);
+    co_return api::ok(req, out);
+  });
+
+  router.get("/api/v1/transactions", [&](Request& req) -> awaitable<Response> {
+    ListFilter filter;
+    filter.limit = api::page_limit(req);
+    filter.before = api::page_cursor(req);
+    filter.kind = req.query_param("kind");
+    filter.state = req.query_param("state");
+    filter.role = req.query_param("role");
+    if (filter.role && *filter.role != "buyer" && *filter.role != "seller")
+      throw ApiError::validation({{"role", "must be buyer or seller"}});
+    auto read = [&transactions, &filter](db::Tx& tx, const identity::Principal& who) {
+      return transactions.list(tx, who, filter);
+    };
+    auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
+    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+  });
+
+  router.get("/api/v1/transactions/{id:id}", [&](Request& req) -> awaitable<Response> {
+    const std::string& id = req.param("id");
+    auto read = [&transactions, &id](db::Tx& tx, const identity::Principal& who) { return transactions.view(tx, id, who); };
+    co_return api::ok(req, co_await identity::authed_read(req, identity, blocking, read));
+  });
+
+  router.post("/api/v1/transactions/{id:id}/transitions/{name}", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await identity::require_user(req, identity, blocking);
+    static const json empty = json::object();
+    const json& body = req.body.is_null() ? empty : req.json_object();
+    Validator v(body);
+    v.only({"reason"});
+    auto reason = v.text("reason", 3, 1000, false);
+    v.done();
+    co_return api::ok(req, co_await blocking.run([&] {
+      return transactions.take(who, req.param("id"), req.param("name"), reason.value_or(""), req.request_id);
+    }));
+  });
+}
+
+}  // namespace souq::transactions
