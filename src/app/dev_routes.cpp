@@ -82,6 +82,16 @@ void register_dev_routes(api::Router& router, Services& s) {
     co_return api::ok(req, co_await s.blocking.run([&] { return s.sms.recent(to, 20); }));
   });
 
+  // The outbox, for tests that check a step wrote its domain events.
+  router.get("/api/v1/dev/events", [&s](Request& req) -> awaitable<Response> {
+    std::string subject = req.query_param("subject").value_or("");
+    std::string type = req.query_param("type").value_or("");
+    // A named closure: g++ 12 destroys the captures of a temporary one in a
+    // co_await operand twice.
+    auto read = [&subject, &type](db::Tx& tx) { return jobs::Outbox::recent(tx, subject, type, 500); };
+    co_return api::ok(req, co_await s.async_db.read(read));
+  });
+
   router.get("/api/v1/dev/records", [&s](Request& req) -> awaitable<Response> {
     auto records = co_await s.async_db.read([](db::Tx& tx) {
       json out = json::array();

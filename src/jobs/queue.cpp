@@ -1,5 +1,6 @@
 #include "jobs/queue.hpp"
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -257,6 +258,26 @@ std::string Outbox::emit(db::Tx& tx, const std::string& type, const nlohmann::js
     for (const auto& subscriber : it->second) queue_.enqueue(tx, "event:" + subscriber, {{"event", event}}, options);
   }
   return id;
+}
+
+nlohmann::json Outbox::recent(db::Tx& tx, const std::string& subject, const std::string& type_prefix, int limit) {
+  std::string sql = "SELECT id, type, subject, payload, request_id, created_at FROM events WHERE type LIKE $1";
+  db::Params params = {type_prefix + "%"};
+  if (!subject.empty()) {
+    params.emplace_back(subject);
+    sql += " AND subject = $2";
+  }
+  params.emplace_back(int64_t(limit));
+  auto out = nlohmann::json::array();
+  for (const auto& r : tx.query(sql + " ORDER BY id DESC LIMIT $" + std::to_string(params.size()), params))
+    out.push_back({{"id", r.text("id")},
+                   {"type", r.text("type")},
+                   {"subject", r.nullable_text("subject")},
+                   {"payload", r.json("payload")},
+                   {"request_id", r.nullable_text("request_id")},
+                   {"created_at", r.text("created_at")}});
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace souq::jobs

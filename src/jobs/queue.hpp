@@ -132,6 +132,9 @@ class Outbox {
   // Records the event and enqueues one job per subscriber. Returns the event id.
   std::string emit(db::Tx& tx, const std::string& type, const nlohmann::json& payload,
                    const std::string& subject = {}, const std::string& request_id = {});
+  // Events recorded, oldest first: those about `subject` (when given) whose
+  // type starts with `type_prefix`.
+  static nlohmann::json recent(db::Tx& tx, const std::string& subject, const std::string& type_prefix, int limit);
 
  private:
   Queue& queue_;

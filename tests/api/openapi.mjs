@@ -58,7 +58,9 @@ const errorEnvelope = validatorFor('ErrorEnvelope', { $ref: '#/components/schema
 export function findOperation(method, urlPath) {
   const p = urlPath.split('?')[0];
   const m = method === 'HEAD' ? 'GET' : method;
-  const onPath = operations.filter((o) => o.re.test(p));
+  // Literal segments win over parameters, as in souq's router: /requests/feed before /requests/{id}.
+  const params = (o) => (o.template.match(/\{/g) || []).length;
+  const onPath = operations.filter((o) => o.re.test(p)).sort((a, b) => params(a) - params(b));
   return { pathKnown: onPath.length > 0, operation: onPath.find((o) => o.method === m) };
 }
 

@@ -105,7 +105,7 @@ json Marketplace::create_request(const identity::Principal& who, const json& f, 
   std::string process = f.value("process", options_.deal_process);
   json fields = {{"expires_at", "must be after now and within " +
                                     std::to_string(options_.max_request_ttl.count() / 24) + " days"}};
-  if (expires_at <= format_time(t + std::chrono::minutes(1)) ||
+  if (expires_at <= format_time(t) ||
       expires_at > format_time(t + std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_request_ttl)))
     throw ApiError::validation(fields);
   if (f["budget_min"].get<int64_t>() > f["budget_max"].get<int64_t>())
@@ -182,7 +182,7 @@ json Marketplace::update_request(const identity::Principal& who, const std::stri
     auto t = now();
     std::string expires_at = merged["expires_at"];
     if (changes.contains("expires_at") &&
-        (expires_at <= format_time(t + std::chrono::minutes(1)) ||
+        (expires_at <= format_time(t) ||
          expires_at > format_time(*parse_time(row->text("created_at")) +
                                   std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_request_ttl))))
       throw ApiError::validation({{"expires_at", "must be after now and within " +

@@ -100,8 +100,9 @@ Record Transactions::create(db::Tx& tx, const CreateSpec& spec) {
           {r.id, r.kind, r.process, r.process_version, r.state, r.buyer_id, r.seller_id, optional(r.subject_type),
            optional(r.subject_id), r.amount, r.currency, r.title, r.data.dump(), r.entered.dump(), t});
   record_history(tx, r, "created", "", spec.actor, "", spec.request_id);
-  run_actions(tx, r, p->on_create, "created", "", spec.actor, spec.request_id);
+  // The transaction's own event first, then what its actions cause.
   outbox_.emit(tx, r.kind + ".created", event_payload(r), r.id, spec.request_id);
+  run_actions(tx, r, p->on_create, "created", "", spec.actor, spec.request_id);
   schedule_timers(tx, r, spec.request_id);
   return r;
 }
@@ -135,7 +136,6 @@ Record Transactions::apply(db::Tx& tx, const Record& txn, const std::string& nam
     throw ApiError::conflict("invalid_transition", "The transaction changed while \"" + name + "\" was being taken.",
                              {{"transition", name}});
   record_history(tx, next, name, txn.state, actor, reason, request_id);
-  run_actions(tx, next, t->actions, name, txn.state, actor, request_id);
   json event = event_payload(next);
   event["transition"] = name;
   event["from"] = txn.state;
@@ -144,6 +144,7 @@ Record Transactions::apply(db::Tx& tx, const Record& txn, const std::string& nam
   event["actor_id"] = actor.user_id.empty() ? json(nullptr) : json(actor.user_id);
   event["reason"] = reason.empty() ? json(nullptr) : json(reason);
   outbox_.emit(tx, next.kind + "." + name, event, next.id, request_id);
+  run_actions(tx, next, t->actions, name, txn.state, actor, request_id);
   if (actor.type == "operator")
     audit::record(tx, {actor.user_id, next.kind + "." + name, "transaction", next.id, reason,
                        {{"from", txn.state}, {"to", next.state}}, request_id});
