@@ -455,6 +455,30 @@ export function assertError(res, status, code) {
   return e;
 }
 
+// ---------------------------------------------------------------- a worker
+
+/**
+ * Start `souq worker --dev` on a database (the caller stops it with kill()).
+ * Returns { proc, lines (its JSON log lines), exited (a promise of the exit code), kill(signal) }.
+ */
+export function startWorker(dbUrl, args = []) {
+  const proc = spawn(SOUQ_BIN, ['worker', '--dev', '--workers', '2', '--database', dbUrl, ...args], {
+    env: { PATH: process.env.PATH },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines = [];
+  readline.createInterface({ input: proc.stdout }).on('line', (l) => {
+    try { lines.push(JSON.parse(l)); } catch { lines.push({ raw: l }); }
+  });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal)));
+  const worker = { proc, lines, exited, kill: (sig) => proc.kill(sig) };
+  liveWorkers.add(worker);
+  exited.then(() => liveWorkers.delete(worker));
+  return worker;
+}
+const liveWorkers = new Set();
+process.on('exit', () => { for (const w of liveWorkers) try { w.proc.kill('SIGKILL'); } catch { /* gone */ } });
+
 // ---------------------------------------------------------------- the server
 
 /**

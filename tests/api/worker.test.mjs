@@ -3,9 +3,7 @@
 // database) runs the jobs, then stops cleanly on SIGTERM.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import readline from 'node:readline';
-import { startSouq, assertSuccess, sleep, SOUQ_BIN } from './harness.mjs';
+import { startSouq, startWorker, assertSuccess, sleep } from './harness.mjs';
 
 let server;
 let worker;
@@ -13,19 +11,6 @@ after(async () => {
   worker?.kill('SIGKILL');
   await server?.stop();
 });
-
-function startWorker(dbUrl) {
-  const proc = spawn(SOUQ_BIN, ['worker', '--dev', '--workers', '2', '--database', dbUrl], {
-    env: { PATH: process.env.PATH },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines = [];
-  readline.createInterface({ input: proc.stdout }).on('line', (l) => {
-    try { lines.push(JSON.parse(l)); } catch { lines.push({ raw: l }); }
-  });
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal)));
-  return { proc, lines, exited, kill: (sig) => proc.kill(sig) };
-}
 
 async function recordsWith(marker) {
   const data = assertSuccess(await server.get('/api/v1/dev/records'));
