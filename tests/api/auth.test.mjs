@@ -166,7 +166,8 @@ test('profile: the owner changes name, locale and avatar; roles, status and emai
 test('public profile: no contact details; unknown and malformed ids are 404', async () => {
   const r = await register();
   const profile = assertSuccess(await s.get(`/api/v1/users/${r.user.id}`));
-  assert.deepEqual(Object.keys(profile).sort(), ['avatar_url', 'display_name', 'id', 'is_seller', 'member_since']);
+  assert.deepEqual(Object.keys(profile).sort(), ['avatar_url', 'display_name', 'id', 'is_seller', 'member_since', 'rating']);
+  assert.deepEqual(profile.rating, { as_seller: { count: 0, average: null }, as_buyer: { count: 0, average: null } });
   assert.equal(profile.is_seller, false);
   assertError(await s.get('/api/v1/users/usr_0000000000000000000000000a'), 404, 'not_found');
   assertError(await s.get('/api/v1/users/nope'), 404, 'not_found');
