@@ -97,6 +97,7 @@ void App::open_database() {
   migrator_ = std::make_unique<db::Migrator>(
       *db_, db::plan_migrations(db_->engine(), db::embedded_migrations(), db::module_order()));
   int applied = migrator_->migrate();
+  if (db_->engine() == db::Engine::sqlite) db_->analyze();
   log::info("database ready", {{"engine", db::engine_name(db_->engine())}, {"migrations_applied", applied},
                                {"migrations_total", migrator_->total()}});
   queue_ = std::make_unique<jobs::Queue>(*db_);
@@ -277,6 +278,29 @@ int App::processes_check() {
   std::cout << "actions: ";
   for (const auto& name : actions.names()) std::cout << name << " ";
   std::cout << "\n";
+  log::shutdown();
+  return 0;
+}
+
+int App::seed(const marketplace::SeedOptions& options) {
+  open_database();
+  register_job_kinds();
+  Modules modules(config_, *db_, *queue_, *outbox_, *sms_);
+  auto started = std::chrono::steady_clock::now();
+  modules.marketplace.seed(options, [&](int64_t requests, int64_t offers) {
+    const int width = 40;
+    int filled = int(width * requests / options.requests);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::cerr << "\rseeding [" << std::string(size_t(filled), '#') << std::string(size_t(width - filled), ' ') << "] "
+              << requests << "/" << options.requests << " requests, " << offers << " offers, " << int(seconds) << " s"
+              << std::flush;
+  });
+  std::cerr << "\n";
+  db_->analyze();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::cout << "seeded " << options.requests << " requests and about " << options.offers << " offers from "
+            << options.buyers << " buyers and " << options.sellers << " sellers in " << int(seconds) << " s\n";
+  modules.stop();
   log::shutdown();
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "http/metrics.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
+#include "modules/marketplace/module.hpp"
 #include "modules/sms/module.hpp"
 
 namespace souq::app {
@@ -46,6 +47,7 @@ class App {
   int jobs_list(const std::string& status, int limit);
   int jobs_retry(const std::string& id);
   int processes_check();  // validates process definitions without a database
+  int seed(const marketplace::SeedOptions& options);
 
  private:
   void open_database();

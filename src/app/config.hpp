@@ -39,6 +39,7 @@ struct Config {
   // transactions and the marketplace
   std::string processes_dir;  // an operator's process definitions (*.json)
   std::string deal_process = "negotiation";  // for requests that name none
+  int list_cache_ms = 1000;  // anonymous request-list pages kept this long (0: off)
   // sms
   std::string sms_provider = "dev";
   std::string twilio_base_url = "https://api.twilio.com";

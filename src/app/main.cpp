@@ -122,6 +122,12 @@ int main(int argc, char** argv) {
       ->envname("SOUQ_HASH_QUEUE")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  serve->add_option("--list-cache-ms", c.list_cache_ms,
+                    "Milliseconds an anonymous page of the request list is served from memory (0: never); "
+                    "this node's own writes clear it at once")
+      ->envname("SOUQ_LIST_CACHE_MS")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
   serve->add_option("--listen", c.listen, "Address to listen on, HOST:PORT (port 0: any free port)")
       ->envname("SOUQ_LISTEN")
       ->capture_default_str();
@@ -217,6 +223,16 @@ int main(int argc, char** argv) {
   admin_create->add_flag("--promote-existing", promote_existing,
                          "Make an existing account with this email an admin (ends its sessions and linked providers)");
 
+  auto* seed = cli.add_subcommand("seed", "Fill the database with a demo marketplace (for trying Souq and for benchmarks)");
+  add_common(seed, c);
+  add_processes(seed, c);
+  souq::marketplace::SeedOptions seed_options;
+  seed->add_option("--requests", seed_options.requests, "Buy requests")->check(CLI::Range(int64_t(1), int64_t(10'000'000)))->capture_default_str();
+  seed->add_option("--offers", seed_options.offers, "Offers, spread over the requests")->check(CLI::Range(int64_t(0), int64_t(100'000'000)))->capture_default_str();
+  seed->add_option("--buyers", seed_options.buyers, "Buyer accounts")->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  seed->add_option("--sellers", seed_options.sellers, "Approved seller accounts")->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  seed->add_option("--random-seed", seed_options.random_seed, "The same seed makes the same marketplace")->capture_default_str();
+
   cli.add_subcommand("version", "Print the version")->callback([] { std::cout << "souq " << SOUQ_VERSION << "\n"; });
 
   CLI11_PARSE(cli, argc, argv);
@@ -229,6 +245,7 @@ int main(int argc, char** argv) {
     if (list->parsed()) return app.jobs_list(status, limit);
     if (retry->parsed()) return app.jobs_retry(job_id);
     if (processes_check->parsed()) return app.processes_check();
+    if (seed->parsed()) return app.seed(seed_options);
     if (admin_create->parsed()) {
       souq::json body = {{"email", admin_email}, {"password", admin_password}, {"display_name", admin_name}};
       if (!admin_phone.empty()) body["phone"] = admin_phone;

@@ -34,6 +34,7 @@ namespace {
 marketplace::Options marketplace_options(const Config& c) {
   marketplace::Options o;
   o.deal_process = c.deal_process;
+  o.list_cache_ttl = std::chrono::milliseconds(c.list_cache_ms);
   return o;
 }
 }  // namespace

@@ -10,6 +10,8 @@ namespace souq {
 
 // {"status":"success","data":…,"meta":{"request_id","timestamp",…extra_meta}}
 json success_envelope(json data, const std::string& request_id, const json& extra_meta = nullptr);
+// {"request_id","timestamp",…extra}
+json envelope_meta(const std::string& request_id, const json& extra);
 // {"status":"error","error":{"code","message","details"?},"meta":{…}}
 json error_envelope(const ApiError& error, const std::string& request_id);
 

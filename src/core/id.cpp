@@ -40,6 +40,8 @@ void random_bytes(uint8_t* out, size_t n) {
   used += n;
 }
 
+std::string encode(std::string_view prefix, uint64_t ms, const std::array<uint8_t, 10>& random);
+
 // Adds one to a big-endian 80-bit number; returns false on overflow.
 bool increment(std::array<uint8_t, 10>& bytes) {
   for (int i = 9; i >= 0; --i)
@@ -66,6 +68,17 @@ std::string new_id(std::string_view prefix) {
     s.last_ms = ms;
     s.last_random = random;
   }
+  return encode(prefix, ms, random);
+}
+
+std::string new_id_at(std::string_view prefix, int64_t unix_ms) {
+  std::array<uint8_t, 10> random;
+  random_bytes(random.data(), random.size());
+  return encode(prefix, uint64_t(unix_ms), random);
+}
+
+namespace {
+std::string encode(std::string_view prefix, uint64_t ms, const std::array<uint8_t, 10>& random) {
   // 128 bits: 48 of time, 80 of randomness, written as 26 base32 digits (130 bits, top 2 zero).
   std::array<uint8_t, 16> bits{};
   for (int i = 0; i < 6; ++i) bits[i] = uint8_t(ms >> (40 - 8 * i));
@@ -83,6 +96,7 @@ std::string new_id(std::string_view prefix) {
   }
   return out;
 }
+}  // namespace
 
 bool is_id(std::string_view text, std::string_view prefix) {
   auto underscore = text.rfind('_');

@@ -11,6 +11,9 @@
 
 namespace souq {
 std::string new_id(std::string_view prefix);
+// An id for something made at `unix_ms` (history loaded or seeded later);
+// ids made this way in one millisecond do not sort among themselves.
+std::string new_id_at(std::string_view prefix, int64_t unix_ms);
 // True when text is "<prefix>_" + 26 base32 characters (any prefix when empty).
 bool is_id(std::string_view text, std::string_view prefix = {});
 }  // namespace souq

@@ -45,4 +45,32 @@ double great_circle_km(double lat1, double lng1, double lat2, double lng2) {
              std::cos(lat1 * kRad) * std::cos(lat2 * kRad) * std::sin(dlng / 2) * std::sin(dlng / 2);
   return 2 * kEarthKm * std::asin(std::min(1.0, std::sqrt(a)));
 }
+void bulk_insert(Tx& tx, std::string_view into, size_t columns, const std::vector<Value>& values) {
+  if (columns == 0 || values.size() % columns != 0) throw std::invalid_argument("bulk_insert: values do not fill rows");
+  const size_t per_statement = std::max<size_t>(1, 4000 / columns);
+  size_t rows = values.size() / columns;
+  for (size_t first = 0; first < rows; first += per_statement) {
+    size_t count = std::min(per_statement, rows - first);
+    std::string sql = "INSERT INTO " + std::string(into) + " VALUES ";
+    Params params;
+    params.reserve(count * columns);
+    for (size_t r = 0; r < count; ++r) {
+      sql += r ? ", (" : "(";
+      for (size_t c = 0; c < columns; ++c) {
+        params.push_back(values[(first + r) * columns + c]);
+        sql += (c ? ", $" : "$") + std::to_string(params.size());
+      }
+      sql += ")";
+    }
+    tx.exec(sql, params);
+  }
+}
+
+void Database::analyze() {
+  write([this](Tx& tx) {
+    if (engine() == Engine::sqlite) tx.script("PRAGMA analysis_limit=1000");
+    tx.script("ANALYZE");
+  });
+}
+
 }  // namespace souq::db

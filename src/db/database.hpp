@@ -57,6 +57,11 @@ class Tx {
   std::vector<std::function<void()>> after_commit_;
 };
 
+// Inserts rows of `columns` values each (`values` row after row) with
+// multi-row INSERTs of a few hundred rows: for loading and seeding, where one
+// statement per row would take minutes. `into` is "table (col, col, …)".
+void bulk_insert(Tx& tx, std::string_view into, size_t columns, const std::vector<Value>& values);
+
 struct PoolStats {
   int size = 0;    // connections the pool may hold
   int in_use = 0;  // checked out right now
@@ -74,8 +79,14 @@ class Database {
   virtual ~Database() = default;
   virtual Engine engine() const = 0;
   virtual PoolStats pool_stats() const = 0;
-  // Housekeeping a timer calls now and then (SQLite: checkpoint the WAL).
+  // Housekeeping a timer calls now and then (SQLite: checkpoint the WAL,
+  // and refresh the planner's statistics hourly).
   virtual void maintain() {}
+  // Refreshes the query planner's statistics. SQLite has none until asked,
+  // and without them it sorts every open request to show twenty; it samples
+  // (analysis_limit), so this takes milliseconds. PostgreSQL's autovacuum
+  // keeps its own; call it after a bulk load.
+  void analyze();
 
   // Runs fn(tx) in a read-write transaction and commits. On a retryable error
   // the whole of fn runs again, so fn must have no effect outside tx.

@@ -341,3 +341,24 @@ test('race: twenty sellers offering while five withdraw leave offer_count exact'
   assert.equal(live, 20);
   await assertEqualCount(r.id, 20);
 });
+
+test('anonymous list pages are cached briefly: a node sees its own writes at once, another within the cache time', async () => {
+  const a = await startSouq({ args: ['--list-cache-ms', '1500'] });
+  const b = await startSouq({ database: a.dbUrl, args: ['--list-cache-ms', '1500'] });
+  try {
+    const who = await register(a, 'cached');
+    const category = `cached-${Date.now()}`;
+    const list = async (node, o) => assertSuccess(await node.get(`/api/v1/requests?category=${category}`, o)).map((r) => r.id);
+    assert.deepEqual(await list(a), []);
+    assert.deepEqual(await list(b), []);
+    const r = assertSuccess(await a.post('/api/v1/requests', requestBody({ category }), auth(who)), 201);
+    assert.deepEqual(await list(a), [r.id], 'the node that wrote clears its cache at commit');
+    assert.deepEqual(await list(b, auth(who)), [r.id], 'signed-in callers read the database');
+    const stale = await list(b);
+    assert.ok(stale.length === 0 || stale[0] === r.id);
+    await eventually('the other node\'s cached page expiring', async () => (await list(b))[0] === r.id || await list(b), 5000);
+  } finally {
+    await b.stop();
+    await a.stop();
+  }
+});

@@ -37,6 +37,7 @@ class SqliteDatabase final : public Database {
   std::mutex writer_mutex_;
   std::unique_ptr<SqliteConnection> writer_;
   bool writer_busy_ = false;
+  int maintain_rounds_ = 0;
 
   mutable std::mutex readers_mutex_;
   std::condition_variable readers_cv_;

@@ -199,4 +199,29 @@ std::string Identity::create_admin(const std::string& email, const std::string& 
   });
 }
 
+std::vector<std::string> Identity::seed_accounts(db::Tx& tx, int count, bool sellers, const std::string& name_prefix) {
+  std::vector<std::string> ids;
+  std::vector<db::Value> users, roles, profiles;
+  auto t = now_text();
+  for (int i = 0; i < count; ++i) {
+    std::string id = new_id("usr");
+    std::string name = name_prefix + " " + std::to_string(i + 1);
+    ids.push_back(id);
+    for (db::Value v : {db::Value(id), db::Value(name), db::Value(t), db::Value(t)}) users.push_back(std::move(v));
+    for (db::Value v : {db::Value(id), db::Value("buyer"), db::Value(t)}) roles.push_back(std::move(v));
+    if (sellers) {
+      for (db::Value v : {db::Value(id), db::Value("seller"), db::Value(t)}) roles.push_back(std::move(v));
+      for (db::Value v : {db::Value(new_id("slr")), db::Value(id), db::Value(name + " trading"), db::Value("Cairo"),
+                          db::Value("approved"), db::Value(t), db::Value(t), db::Value(t)})
+        profiles.push_back(std::move(v));
+    }
+  }
+  db::bulk_insert(tx, "users (id, display_name, created_at, updated_at)", 4, users);
+  db::bulk_insert(tx, "user_roles (user_id, role, granted_at)", 3, roles);
+  if (sellers)
+    db::bulk_insert(tx, "seller_profiles (id, user_id, business_name, city, status, decided_at, created_at, updated_at)", 8,
+                    profiles);
+  return ids;
+}
+
 }  // namespace souq::identity

@@ -65,7 +65,7 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
     int limit = api::page_limit(req);
     auto cursor = api::page_cursor(req);
     auto [items, next] = co_await blocking.run([&] { return identity.seller_profiles(status, cursor, limit); });
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 
   for (bool approve : {true, false}) {
@@ -119,7 +119,7 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
     auto [items, next] = co_await blocking.run([&] {
       return identity.db().read([&](db::Tx& tx) { return audit::list(tx, filter); });
     });
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 }
 

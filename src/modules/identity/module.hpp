@@ -196,6 +196,10 @@ class Identity {
   std::string create_admin(const std::string& email, const std::string& password_hash, const std::string& display_name,
                            const std::optional<std::string>& phone = std::nullopt, bool promote_existing = false);
 
+  // Accounts for a seeded (demo or benchmark) marketplace: no password, no
+  // phone; sellers come approved. Returns their ids.
+  std::vector<std::string> seed_accounts(db::Tx& tx, int count, bool sellers, const std::string& name_prefix);
+
   const Options& options() const { return options_; }
   db::Database& db() { return db_; }
 

@@ -11,6 +11,7 @@
 #include "core/blocking.hpp"
 #include "core/json.hpp"
 #include "db/database.hpp"
+#include "http/page_cache.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
 #include "modules/identity/module.hpp"
@@ -24,6 +25,8 @@ struct Options {
   std::chrono::hours default_request_ttl{30 * 24};
   std::chrono::hours max_request_ttl{90 * 24};
   std::chrono::hours max_offer_ttl{30 * 24};
+  // Anonymous pages of the request list are kept this long (0: not at all).
+  std::chrono::milliseconds list_cache_ttl{1000};
 };
 
 struct RequestFilter {
@@ -38,6 +41,15 @@ struct RequestFilter {
   std::optional<json> cursor;
   int limit = 20;
 };
+
+struct SeedOptions {
+  int buyers = 2000, sellers = 500;
+  int64_t requests = 100'000, offers = 500'000;
+  uint64_t random_seed = 1;
+};
+
+// Title and description as the text filter matches them (lower-cased ASCII).
+std::string lower_text(std::string text);
 
 class Marketplace {
  public:
@@ -81,8 +93,13 @@ class Marketplace {
   // and the completion rate, for days from..to (YYYY-MM-DD).
   json stats(db::Tx& tx, const std::string& from_day, const std::string& to_day);
 
+  // Fills the database with a marketplace of o.requests requests and about
+  // o.offers offers (souq seed); progress(requests, offers) made so far, as it goes.
+  void seed(const SeedOptions& o, const std::function<void(int64_t requests, int64_t offers)>& progress);
+
   const Options& options() const { return options_; }
   transactions::Transactions& transactions() { return transactions_; }
+  api::PageCache& list_cache() { return list_cache_; }
 
  private:
   json request_json(const db::Row& r, const identity::Principal* viewer, std::map<std::string, json>& people);
@@ -91,6 +108,10 @@ class Marketplace {
   void expire_offer(const std::string& id);
   void schedule_request_expiry(db::Tx& tx, const std::string& id, const std::string& expires_at,
                                const std::string& request_id);
+  // Requests changed in this transaction: cached list pages go at commit.
+  void touched(db::Tx& tx) {
+    tx.after_commit([this] { list_cache_.bump(); });
+  }
 
   db::Database& db_;
   jobs::Queue& queue_;
@@ -98,6 +119,7 @@ class Marketplace {
   identity::Identity& identity_;
   transactions::Transactions& transactions_;
   Options options_;
+  api::PageCache list_cache_;
 };
 
 // The rules of the marketplace's routes: requests.create, requests.feed,

@@ -81,6 +81,7 @@ json Marketplace::create_offer(const identity::Principal& who, const json& f, co
     if (tx.exec("UPDATE requests SET offer_count = offer_count + 1, updated_at = $2 WHERE id = $1 AND status = 'active'",
                 {req_id, stamp}) == 0)
       throw request_not_active("closed");
+    touched(tx);
     jobs::EnqueueOptions o;
     o.run_at = *parse_time(valid_until);
     o.unique_key = "offer-expiry:" + id;
@@ -148,6 +149,7 @@ json Marketplace::withdraw_offer(const identity::Principal& who, const std::stri
       throw offer_not_pending(now_status);
     }
     tx.exec("UPDATE requests SET offer_count = offer_count - 1, updated_at = $2 WHERE id = $1", {req_id, stamp});
+    touched(tx);
     outbox_.emit(tx, "offer.withdrawn",
                  {{"offer_id", id}, {"request_id", req_id}, {"buyer_id", row->text("buyer_id")}, {"seller_id", who.user_id}},
                  id, request_id);
@@ -194,7 +196,8 @@ json Marketplace::accept_offer(const identity::Principal& who, const std::string
     spec.data = {{"request_id", head->text("request_id")}, {"offer_id", id}};
     spec.actor = {owner ? "buyer" : "operator", who.user_id};
     spec.request_id = request_id;
-    auto deal = transactions_.create(tx, spec);
+    auto deal = transactions_.create(tx, spec);  // its actions close the request
+    touched(tx);
     tx.exec("UPDATE offers SET deal_id = $2 WHERE id = $1", {id, deal.id});
     outbox_.emit(tx, "offer.accepted",
                  {{"offer_id", id}, {"request_id", head->text("request_id")}, {"buyer_id", spec.buyer_id},

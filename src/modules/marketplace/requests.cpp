@@ -16,21 +16,16 @@ constexpr const char* kRequestColumns =
     "id, buyer_id, title, description, category, quantity, budget_min, budget_max, currency, city, lat, lng, images,"
     " process, status, offer_count, accepted_offer_id, cancel_reason, expires_at, created_at, updated_at, closed_at";
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return s;
-}
-
 // What the text filter matches: the title and description, lower-cased
 // (ASCII; other scripts have no case to fold here).
 std::string search_text(const std::string& title, const std::string& description) {
-  return lower(title + "\n" + description);
+  return lower_text(title + "\n" + description);
 }
 
 // LIKE pattern for "contains", with the pattern characters escaped.
 std::string contains_pattern(const std::string& q) {
   std::string out = "%";
-  for (char c : lower(q)) {
+  for (char c : lower_text(q)) {
     if (c == '%' || c == '_' || c == '\\') out += '\\';
     out += c;
   }
@@ -42,10 +37,15 @@ double coarse(double degrees) { return std::round(degrees * 100.0) / 100.0; }
 
 }  // namespace
 
+std::string lower_text(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
 Marketplace::Marketplace(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, identity::Identity& identity,
                          transactions::Transactions& transactions, Options options)
     : db_(db), queue_(queue), outbox_(outbox), identity_(identity), transactions_(transactions),
-      options_(std::move(options)) {}
+      options_(std::move(options)), list_cache_(options_.list_cache_ttl, 2000) {}
 
 void Marketplace::register_jobs() {
   queue_.handle("marketplace.request_expiry",
@@ -126,6 +126,7 @@ json Marketplace::create_request(const identity::Principal& who, const json& f, 
              f.contains("lng") ? db::Value(f["lng"].get<double>()) : db::Value(), f.value("images", json::array()),
              process, search_text(f["title"], f.value("description", "")), expires_at, stamp});
     schedule_request_expiry(tx, id, expires_at, request_id);
+    touched(tx);
     outbox_.emit(tx, "request.created",
                  {{"request_id", id},
                   {"buyer_id", who.user_id},
@@ -201,6 +202,7 @@ json Marketplace::update_request(const identity::Principal& who, const std::stri
                  expires_at, search_text(merged["title"], merged["description"]), format_time(t)}) == 0)
       throw ApiError::conflict("request_has_offers", "An offer arrived while the request was being changed.");
     if (expires_at != row->text("expires_at")) schedule_request_expiry(tx, id, expires_at, request_id);
+    touched(tx);
     outbox_.emit(tx, "request.updated", {{"request_id", id}, {"buyer_id", who.user_id}, {"changed", changes}}, id,
                  request_id);
     return request(tx, id, &who);
@@ -224,6 +226,7 @@ json Marketplace::cancel_request(const identity::Principal& who, const std::stri
                 " WHERE id = $1 AND status = 'active'",
                 {id, reason.empty() ? db::Value() : db::Value(reason), stamp}) == 0)
       throw ApiError::conflict("request_not_active", "This request is no longer open.", {{"status", row->text("status")}});
+    touched(tx);
     for (const auto& o : tx.query("UPDATE offers SET status = 'rejected', status_reason = 'request_cancelled',"
                                   " updated_at = $2 WHERE request_id = $1 AND status = 'pending' RETURNING id, seller_id",
                                   {id, stamp}))
@@ -247,6 +250,7 @@ void Marketplace::expire_request(const std::string& id) {
                             " WHERE id = $1 AND status = 'active' AND expires_at <= $2 RETURNING buyer_id",
                             {id, stamp});
     if (!row) return;  // accepted, cancelled, or given more time since
+    touched(tx);
     json offers = json::array();
     for (const auto& o : tx.query("UPDATE offers SET status = 'expired', status_reason = 'request_expired',"
                                   " updated_at = $2 WHERE request_id = $1 AND status = 'pending' RETURNING id, seller_id",

@@ -154,6 +154,13 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
     bool mine = req.query_param("mine") == "true";
     if (mine && req.header(http::field::authorization).empty())
       throw ApiError(401, "unauthenticated", "Sign in to list your own requests.");
+    // What an anonymous caller sees is the same for all of them: cached.
+    bool anonymous = req.header(http::field::authorization).empty();
+    std::string key = req.path + "?" + req.query;
+    if (anonymous)
+      if (auto page = m.list_cache().find(key))
+        co_return api::ok_rendered(req, page->data, page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor));
+    uint64_t generation = m.list_cache().generation();
     auto read = [&m, &f, mine](db::Tx& tx, const Principal* viewer) {
       if (mine) f.buyer_id = viewer->user_id;
       bool admin = viewer && viewer->has_role("admin");
@@ -163,7 +170,12 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
       return m.requests(tx, f, viewer);
     };
     auto [items, next] = co_await identity::viewer_read(req, identity, blocking, read);
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    if (anonymous && m.list_cache().enabled()) {
+      api::PageCache::Page page{dump_json(items), next.is_string() ? next.get<std::string>() : ""};
+      m.list_cache().store(key, page, generation);
+      co_return api::ok_rendered(req, page.data, next);
+    }
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 
   // A seller's feed: open requests in the categories they serve, not their own.
@@ -178,7 +190,7 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
       return m.requests(tx, f, &who);
     };
     auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 
   router.get("/api/v1/requests/{id:id}", [&](Request& req) -> awaitable<Response> {
@@ -209,7 +221,7 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
     auto before = api::page_cursor(req);
     auto read = [&m, &id, &before, limit](db::Tx& tx, const Principal& who) { return m.offers_on(tx, id, who, before, limit); };
     auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 
   router.post("/api/v1/offers", [&](Request& req) -> awaitable<Response> {
@@ -258,7 +270,7 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
     if (f.role && *f.role != "buyer" && *f.role != "seller") throw ApiError::validation({{"role", "must be buyer or seller"}});
     auto read = [&m, &f](db::Tx& tx, const Principal& who) { return m.transactions().list(tx, who, f); };
     auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 
   router.get("/api/v1/deals/{id:id}", [&](Request& req) -> awaitable<Response> {

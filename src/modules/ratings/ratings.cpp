@@ -181,7 +181,7 @@ void register_routes(api::Router& router, Ratings& ratings, identity::Identity& 
       return ratings.received(tx, id, role, before, limit);
     };
     auto [items, next] = co_await identity::viewer_read(req, identity, blocking, read);
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 }
 

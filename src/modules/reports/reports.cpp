@@ -151,7 +151,7 @@ void register_routes(api::Router& router, Reports& reports, identity::Identity& 
       return reports.list(tx, status, type, before, limit);
     };
     auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 
   router.get("/api/v1/admin/reports/{id:id}", [&](api::Request& req) -> awaitable<api::Response> {

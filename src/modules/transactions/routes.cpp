@@ -55,7 +55,7 @@ void register_routes(api::Router& router, Transactions& transactions, identity::
       return transactions.list(tx, who, filter);
     };
     auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
-    co_return api::ok(req, items, http::status::ok, {{"next_cursor", next}});
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 
   router.get("/api/v1/transactions/{id:id}", [&](Request& req) -> awaitable<Response> {
