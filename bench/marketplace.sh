@@ -54,15 +54,19 @@ bench_engine() {
     curl -sf -X POST "$base/admin/seller-profiles/$profile/approve" -H "Authorization: Bearer $admin" >/dev/null
     tokens+=("$token")
   done
-  # Open requests to offer on: their ids and lowest budgets, ending soonest first.
-  : >"$work/offers-$engine.txt"
-  local cursor="" page
-  for _ in $(seq 200); do
-    page=$(curl -sf "$base/requests?limit=100&sort=ending_soon${cursor:+&cursor=$cursor}")
-    echo "$page" | json '"\n".join(r["id"] + " " + str(r["budget_min"]) for r in d["data"])' >>"$work/offers-$engine.txt"
-    cursor=$(echo "$page" | json 'd["meta"]["next_cursor"] or ""')
-    [ -n "$cursor" ] || break
-  done
+  # Open requests to offer on (the newest, far from expiring): ids and lowest budgets.
+  python3 - "$base" 300 >"$work/offers-$engine.txt" <<'PY'
+import json, sys, urllib.request
+base, pages, cursor = sys.argv[1], int(sys.argv[2]), None
+for _ in range(pages):
+    url = f"{base}/requests?limit=100&sort=newest" + (f"&cursor={cursor}" if cursor else "")
+    page = json.load(urllib.request.urlopen(url))
+    for r in page["data"]:
+        print(r["id"], r["budget_min"])
+    cursor = page["meta"]["next_cursor"]
+    if not cursor:
+        break
+PY
   export OFFERS_FILE="$work/offers-$engine.txt" SELLER_TOKENS
   SELLER_TOKENS=$(IFS=,; echo "${tokens[*]}")
   unset RPS P50 P99

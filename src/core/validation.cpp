@@ -257,4 +257,14 @@ void Validator::only(std::initializer_list<const char*> allowed) {
   }
 }
 
+std::string lone_text(const json& body, const char* field, size_t min, size_t max, bool required) {
+  static const json empty = json::object();
+  if (!body.is_null() && !body.is_object()) throw ApiError::bad_request("invalid_body", "The body must be a JSON object.");
+  Validator v(body.is_null() ? empty : body);
+  v.only({field});
+  auto text = v.text(field, min, max, required);
+  v.done();
+  return text.value_or("");
+}
+
 }  // namespace souq

@@ -15,6 +15,11 @@ namespace souq {
 // Lower-case letters, digits and inner dashes, 1 to `max` characters.
 bool is_slug(std::string_view s, size_t max = 60);
 
+// A body that is absent (null) or an object with one optional text field,
+// such as {"reason": "…"} on an action: the text, "" when absent and not
+// `required`; 422 for anything else.
+std::string lone_text(const json& body, const char* field, size_t min, size_t max, bool required);
+
 class Validator {
  public:
   explicit Validator(const json& body) : body_(body) {}

@@ -3,39 +3,16 @@
 // (through the auth_changes feed), and this node at once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { startSouq, assertSuccess, assertError, SOUQ_BIN, sleep } from './harness.mjs';
+import { startSouq, assertSuccess, assertError, sleep } from './harness.mjs';
+import { register, eventually, makeAdmin } from './people.mjs';
 
 let a, b, admin;
 const bearer = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
 
-async function register(node, name) {
-  const email = `${name}-${crypto.randomUUID()}@example.com`;
-  const d = assertSuccess(await node.post('/api/v1/auth/register', { email, password: 'password for tests', display_name: name }), 201);
-  return { id: d.user.id, token: d.access_token, refresh: d.refresh_token, email };
-}
-
-// Polls until `check` holds; fails with what it saw last.
-async function eventually(what, check, ms = 5000) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await check();
-    if (last === true) return;
-    if (Date.now() > deadline) assert.fail(`${what} did not happen within ${ms} ms; last: ${JSON.stringify(last)}`);
-    await sleep(25);
-  }
-}
-
 before(async () => {
   a = await startSouq({ args: ['--session-feed-ms', '50'] });
   b = await startSouq({ database: a.dbUrl, args: ['--session-feed-ms', '50'] });
-  const email = `admin-${crypto.randomUUID()}@example.com`;
-  const made = spawnSync(SOUQ_BIN, ['admin', 'create', '--email', email, '--password', 'admin password 1', '--database', a.dbUrl],
-    { encoding: 'utf8', env: { PATH: process.env.PATH } });
-  assert.equal(made.status, 0, made.stderr);
-  admin = { token: assertSuccess(await a.post('/api/v1/auth/login', { email, password: 'admin password 1' })).access_token };
+  admin = await makeAdmin(a);
 });
 
 after(async () => {

@@ -14,15 +14,6 @@ using api::Response;
 
 namespace {
 
-std::string reason_of(const Request& req, bool required) {
-  static const json empty = json::object();
-  const json& body = req.body.is_null() ? empty : req.json_object();
-  Validator v(body);
-  v.only({"reason"});
-  auto reason = v.text("reason", 3, 1000, required);
-  v.done();
-  return reason.value_or("");
-}
 
 }  // namespace
 
@@ -73,7 +64,7 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
                 [&, approve](Request& req) -> awaitable<Response> {
                   auto who = co_await require_user(req, identity, blocking);
                   policy.check(who, "seller_profiles.review");
-                  std::string reason = reason_of(req, !approve);  // a rejection must say why
+                  std::string reason = lone_text(req.body, "reason", 3, 1000, !approve);  // a rejection must say why
                   std::string id = req.param("id");
                   co_return api::ok(req, co_await blocking.run([&] {
                     return identity.decide_seller_profile(who, id, approve, reason, req.request_id);
@@ -89,7 +80,7 @@ void register_moderation_routes(api::Router& router, Identity& identity, const P
                 [&, action = action](Request& req) -> awaitable<Response> {
                   auto who = co_await require_user(req, identity, blocking);
                   policy.check(who, "users.moderate");
-                  std::string reason = reason_of(req, true);
+                  std::string reason = lone_text(req.body, "reason", 3, 1000, true);
                   std::string id = req.param("id");
                   co_return api::ok(req, co_await blocking.run([&] {
                     return (identity.*action)(who, id, reason, req.request_id);

@@ -118,14 +118,6 @@ RequestFilter request_filter(const Request& req) {
   return f;
 }
 
-std::string optional_reason(const Request& req) {
-  static const json empty = json::object();
-  Validator v(req.body.is_null() ? empty : req.json_object());
-  v.only({"reason"});
-  auto reason = v.text("reason", 3, 1000, false);
-  v.done();
-  return reason.value_or("");
-}
 
 }  // namespace
 
@@ -209,7 +201,7 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
 
   router.post("/api/v1/requests/{id:id}/cancel", [&](Request& req) -> awaitable<Response> {
     auto who = co_await identity::require_user(req, identity, blocking);
-    std::string reason = optional_reason(req);
+    std::string reason = lone_text(req.body, "reason", 3, 1000, false);
     co_return api::ok(req, co_await blocking.run([&] {
       return m.cancel_request(who, req.param("id"), reason, req.request_id);
     }));

@@ -66,14 +66,9 @@ void register_routes(api::Router& router, Transactions& transactions, identity::
 
   router.post("/api/v1/transactions/{id:id}/transitions/{name}", [&](Request& req) -> awaitable<Response> {
     auto who = co_await identity::require_user(req, identity, blocking);
-    static const json empty = json::object();
-    const json& body = req.body.is_null() ? empty : req.json_object();
-    Validator v(body);
-    v.only({"reason"});
-    auto reason = v.text("reason", 3, 1000, false);
-    v.done();
+    std::string reason = lone_text(req.body, "reason", 3, 1000, false);
     co_return api::ok(req, co_await blocking.run([&] {
-      return transactions.take(who, req.param("id"), req.param("name"), reason.value_or(""), req.request_id);
+      return transactions.take(who, req.param("id"), req.param("name"), reason, req.request_id);
     }));
   });
 }
