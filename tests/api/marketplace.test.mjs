@@ -147,6 +147,13 @@ test('offers: approved sellers only, within budget, one pending each, and the co
   assertError(await s.post('/api/v1/offers', offerBody(r.id), auth(seller)), 409, 'duplicate_offer');
   await makeOffer(s, seller2, r.id, { price: 1_200_000 });
   await assertEqualCount(r.id, 2);
+  // a request open for 60 days: its offers last the longest an offer may, 30 days
+  const long = await postRequest(s, buyer, { expires_at: new Date(Date.now() + 60 * 86400_000).toISOString() });
+  const capped = await makeOffer(s, seller, long.id);
+  const days = (Date.parse(capped.valid_until) - Date.now()) / 86400_000;
+  assert.ok(days > 29.9 && days <= 30, `valid for ${days} days`);
+  assertError(await s.post('/api/v1/offers', offerBody(long.id, { valid_until: new Date(Date.now() + 31 * 86400_000).toISOString() }), auth(seller2)),
+    422, 'validation_failed');
   // a seller who buys cannot offer on their own request
   const own = await postRequest(s, seller);
   assertError(await s.post('/api/v1/offers', offerBody(own.id), auth(seller)), 403, 'own_request');

@@ -64,12 +64,15 @@ json Marketplace::create_offer(const identity::Principal& who, const json& f, co
                                     {{"budget_min", req->integer("budget_min")},
                                      {"budget_max", req->integer("budget_max")},
                                      {"currency", req->text("currency")}});
-    std::string valid_until = f.contains("valid_until") ? f["valid_until"].get<std::string>() : req->text("expires_at");
-    if (valid_until <= stamp ||
-        valid_until > format_time(t + std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_offer_ttl)))
-      throw ApiError::validation({{"valid_until", "must be after now and within " +
-                                                      std::to_string(options_.max_offer_ttl.count() / 24) + " days"}});
-    valid_until = std::min(valid_until, req->text("expires_at"));  // an offer never outlives its request
+    std::string longest = format_time(t + std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_offer_ttl));
+    std::string valid_until = std::min(req->text("expires_at"), longest);  // by default, as long as it may
+    if (f.contains("valid_until")) {
+      valid_until = f["valid_until"].get<std::string>();
+      if (valid_until <= stamp || valid_until > longest)
+        throw ApiError::validation({{"valid_until", "must be after now and within " +
+                                                        std::to_string(options_.max_offer_ttl.count() / 24) + " days"}});
+      valid_until = std::min(valid_until, req->text("expires_at"));  // an offer never outlives its request
+    }
     if (tx.query_one("SELECT id FROM offers WHERE request_id = $1 AND seller_id = $2 AND status = 'pending'",
                      {req_id, who.user_id}))
       throw ApiError::conflict("duplicate_offer", "You already have a pending offer on this request; withdraw it first.");
@@ -111,6 +114,10 @@ std::pair<json, json> Marketplace::offers_on(db::Tx& tx, const std::string& requ
   auto req = tx.query_one("SELECT buyer_id, status FROM requests WHERE id = $1", {request_id});
   if (!req) throw ApiError::not_found("No such request.");
   bool all = req->text("buyer_id") == who.user_id || who.has_role("admin");
+  // A request no longer open is seen only by its buyer, admins and the sellers who offered.
+  if (!all && req->text("status") != "active" &&
+      !tx.query_one("SELECT 1 AS x FROM offers WHERE request_id = $1 AND seller_id = $2", {request_id, who.user_id}))
+    throw ApiError::not_found("No such request.");
   std::string sql = std::string("SELECT ") + kOfferColumns + " FROM offers WHERE request_id = $1";
   db::Params params = {request_id};
   // The buyer sees every offer; a seller only their own.
@@ -124,7 +131,6 @@ std::pair<json, json> Marketplace::offers_on(db::Tx& tx, const std::string& requ
   }
   params.emplace_back(int64_t(limit + 1));
   auto rows = tx.query(sql + " ORDER BY id DESC LIMIT $" + std::to_string(params.size()), params);
-  if (!all && rows.empty() && req->text("status") != "active") throw ApiError::not_found("No such request.");
   std::vector<std::string> sellers;
   for (const auto& r : rows) sellers.push_back(r.text("seller_id"));
   auto people = identity_.summaries(tx, sellers);
