@@ -56,13 +56,16 @@ bench_engine() {
   done
   # Open requests to offer on (the newest, far from expiring): ids and lowest budgets.
   python3 - "$base" 300 >"$work/offers-$engine.txt" <<'PY'
-import json, sys, urllib.request
+import datetime, json, sys, urllib.request
 base, pages, cursor = sys.argv[1], int(sys.argv[2]), None
+# Only requests open for another day: none may expire while offers are made.
+later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 for _ in range(pages):
     url = f"{base}/requests?limit=100&sort=newest" + (f"&cursor={cursor}" if cursor else "")
     page = json.load(urllib.request.urlopen(url))
     for r in page["data"]:
-        print(r["id"], r["budget_min"])
+        if r["expires_at"] > later:
+            print(r["id"], r["budget_min"])
     cursor = page["meta"]["next_cursor"]
     if not cursor:
         break
