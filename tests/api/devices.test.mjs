@@ -49,7 +49,7 @@ test('a push token moves to the account that registers it last; a device id is e
 });
 
 test('many accounts racing to register one push token leave it with exactly one', async () => {
-  const users = await Promise.all(Array.from({ length: 8 }, () => user()));
+  const users = await Promise.all(Array.from({ length: 12 }, () => user()));
   const token = `fcm-${crypto.randomUUID()}`;
   const results = await Promise.all(users.map((u) =>
     s.request('PUT', `/api/v1/devices/inst-${crypto.randomUUID()}`, { body: { platform: 'android', push_token: token }, ...u })));

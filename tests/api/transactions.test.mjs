@@ -178,7 +178,10 @@ test('an operator\'s process: timers fire once with several workers, and not aft
     const lapsing = await newDeal(t, people, { process: 'quick' });
     const moving = await newDeal(t, people, { process: 'quick' });
     assertSuccess(await take(moving.id, 'begin', people.seller, undefined, t));
-    await sleep(3500);
+    const state = async (id) => assertSuccess(await t.get(`/api/v1/transactions/${id}`, auth(people.buyer))).state;
+    await eventually('the lapse timer firing', async () => (await state(lapsing.id)) === 'lapsed' || state(lapsing.id));
+    await eventually('the finish timer firing', async () => (await state(moving.id)) === 'done' || state(moving.id));
+    await sleep(1500);  // time enough for any second firing to show
     const a = assertSuccess(await t.get(`/api/v1/transactions/${lapsing.id}`, auth(people.buyer)));
     assert.equal(a.state, 'lapsed');
     assert.deepEqual(a.history.map((h) => [h.transition, h.actor.type]), [['created', 'buyer'], ['lapse', 'system']], 'fired once');

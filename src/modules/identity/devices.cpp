@@ -18,24 +18,31 @@ json device_json(const db::Row& r) {
 
 json Identity::register_device(const std::string& user_id, const std::string& device_id, const std::string& platform,
                                const std::string& push_token, const std::optional<std::string>& app_version) {
-  // Two accounts registering one push token at the same moment: the loser's
-  // insert meets the winner's row; run again, it moves the token instead.
+  // A new device's row is inserted with ON CONFLICT on push_token, so accounts
+  // racing to register one token queue on its row and the last one takes it,
+  // instead of failing. A write that still meets a row another transaction
+  // just made (a token taken while this one moved it) runs again.
   for (int attempt = 1;; ++attempt) {
     try {
       return db_.write([&](db::Tx& tx) {
         auto t = now_text();
+        // Take the token from whoever else holds it (the phone changed hands).
         tx.exec("DELETE FROM devices WHERE push_token = $1 AND NOT (user_id = $2 AND device_id = $3)",
                 {push_token, user_id, device_id});
-        tx.exec("INSERT INTO devices (user_id, device_id, platform, push_token, app_version, created_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (user_id, device_id) DO UPDATE SET"
-                " platform = excluded.platform, push_token = excluded.push_token, app_version = excluded.app_version,"
-                " updated_at = excluded.updated_at",
-                {user_id, device_id, platform, push_token, app_version, t});
+        // A device already known keeps its row (and when it was registered).
+        if (tx.exec("UPDATE devices SET push_token = $3, platform = $4, app_version = $5, updated_at = $6"
+                    " WHERE user_id = $1 AND device_id = $2",
+                    {user_id, device_id, push_token, platform, app_version, t}) == 0)
+          tx.exec("INSERT INTO devices (user_id, device_id, platform, push_token, app_version, created_at, updated_at)"
+                  " VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (push_token) DO UPDATE SET user_id = excluded.user_id,"
+                  " device_id = excluded.device_id, platform = excluded.platform, app_version = excluded.app_version,"
+                  " created_at = excluded.created_at, updated_at = excluded.updated_at",
+                  {user_id, device_id, platform, push_token, app_version, t});
         return device_json(*tx.query_one("SELECT " SOUQ_DEVICE_COLUMNS " FROM devices WHERE user_id = $1 AND device_id = $2",
                                          {user_id, device_id}));
       });
     } catch (const db::ConstraintError& e) {
-      if (e.kind() != db::ConstraintError::Kind::unique || attempt == 3) throw;
+      if (e.kind() != db::ConstraintError::Kind::unique || attempt == 5) throw;
     }
   }
 }
