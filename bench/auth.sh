@@ -35,7 +35,7 @@ start_souq() {
   (cd "$dir" && exec "$@" "$ROOT/$BUILD/souq" serve --listen "127.0.0.1:$PORT" --rate-limit 0 --workers 0 \
      --log-level warn >"$dir/souq.log" 2>&1) &
   pid=$!
-  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+  wait_ready "$PORT"
   local reply
   reply=$(curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/auth/register" -H 'Content-Type: application/json' \
     -d '{"email":"bench@example.com","password":"bench password","display_name":"Bench"}')

@@ -16,6 +16,9 @@ measure() {
     /Non-2xx/ { bad=$NF } END { if (bad) { print "non-2xx answers: " bad > "/dev/stderr"; exit 1 } printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
 }
 
+# Waits until souq on PORT answers /readyz (up to 30 s).
+wait_ready() { for _ in $(seq 300); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.1; done; return 1; }
+
 machine() { echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%Y-%m-%d)"; }
 
 # Measures each target ROUNDS times, rounds alternating between targets so that

@@ -40,7 +40,7 @@ bench_engine() {
   (cd "$work" && exec "$ROOT/$BUILD/souq" serve --listen "127.0.0.1:$PORT" --database "$db" --rate-limit 0 \
      --log-level warn >"$work/souq-$engine.log" 2>&1) &
   pid=$!
-  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+  wait_ready "$PORT"
   local base="http://127.0.0.1:$PORT/api/v1" h='Content-Type: application/json'
   "$BUILD/souq" admin create --database "$db" --email "admin-$engine@example.com" --password 'bench password' >/dev/null
   local admin

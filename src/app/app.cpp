@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <fstream>
-#include <sstream>
 #include <future>
 #include <iostream>
 #include <thread>
@@ -97,7 +95,6 @@ void App::open_database() {
   migrator_ = std::make_unique<db::Migrator>(
       *db_, db::plan_migrations(db_->engine(), db::embedded_migrations(), db::module_order()));
   int applied = migrator_->migrate();
-  if (db_->engine() == db::Engine::sqlite) db_->analyze();
   log::info("database ready", {{"engine", db::engine_name(db_->engine())}, {"migrations_applied", applied},
                                {"migrations_total", migrator_->total()}});
   queue_ = std::make_unique<jobs::Queue>(*db_);
@@ -124,6 +121,8 @@ int App::serve() {
   // Password hashing is slow on purpose; it gets threads of its own so that it
   // never queues database work behind it.
   BlockingPool cpu(threads, config_.hash_queue);
+  // SQLite keeps no planner statistics until asked (maintain() refreshes them hourly).
+  if (db_->engine() == db::Engine::sqlite) db_->analyze();
   Modules modules(config_, *db_, *queue_, *outbox_, *sms_);
   modules.identity.follow_session_changes();
   api::Metrics metrics;
@@ -297,7 +296,7 @@ int App::seed(const marketplace::SeedOptions& options) {
   });
   std::cerr << "\n";
   db_->analyze();
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::cout << "seeded " << options.requests << " requests and about " << options.offers << " offers from "
             << options.buyers << " buyers and " << options.sellers << " sellers in " << int(seconds) << " s\n";
   modules.stop();

@@ -65,8 +65,8 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   ratings.extend_profiles();
   marketplace::register_policies(policy);
   reports::register_policies(policy);
-  reports.add_target("user", [this](db::Tx& tx, const std::string& id) -> std::optional<std::string> {
-    if (identity.summaries(tx, {id}).empty()) return std::nullopt;
+  reports.add_target("user", [](db::Tx& tx, const std::string& id) -> std::optional<std::string> {
+    if (!identity::Identity::exists(tx, id)) return std::nullopt;
     return id;
   });
   for (const char* type : {"request", "offer"})

@@ -69,4 +69,6 @@ std::optional<TimePoint> parse_time(std::string_view s) {
   return time_point_cast<milliseconds>(t);
 }
 
+std::string time_ago(std::chrono::seconds d, TimePoint from) { return format_time(from - d); }
+
 }  // namespace souq

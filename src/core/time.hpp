@@ -14,6 +14,8 @@ using TimePoint = std::chrono::time_point<Clock, std::chrono::milliseconds>;
 TimePoint now();
 std::string format_time(TimePoint t);
 std::string now_text();
+// The time `d` before `from` (default: now), as text: the start of a window.
+std::string time_ago(std::chrono::seconds d, TimePoint from = now());
 // Accepts RFC 3339 with 'Z' or a numeric offset and optional fraction.
 std::optional<TimePoint> parse_time(std::string_view text);
 }  // namespace souq

@@ -10,15 +10,12 @@
 namespace souq {
 
 const json* Validator::get(const std::string& field, bool required) {
-  if (!body_.is_object() || !body_.contains(field) || body_[field].is_null()) {
-    if (required) errors_[field] = "is required";
-    return nullptr;
-  }
-  if (!body_[field].is_string()) {
+  auto* v = present(field, required);
+  if (v && !v->is_string()) {
     errors_[field] = "must be a string";
     return nullptr;
   }
-  return &body_[field];
+  return v;
 }
 
 std::optional<std::string> Validator::text(const std::string& field, size_t min, size_t max, bool required) {

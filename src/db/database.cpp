@@ -73,4 +73,13 @@ void Database::analyze() {
   });
 }
 
+std::string bind_list(Params& params, const std::vector<std::string>& values) {
+  std::string out;
+  for (const auto& v : values) {
+    params.emplace_back(v);
+    out += (out.empty() ? "$" : ", $") + std::to_string(params.size());
+  }
+  return out;
+}
+
 }  // namespace souq::db

@@ -57,6 +57,10 @@ class Tx {
   std::vector<std::function<void()>> after_commit_;
 };
 
+// Appends `values` to `params` and returns their placeholders, "$4, $5, $6",
+// for an IN (…) list.
+std::string bind_list(Params& params, const std::vector<std::string>& values);
+
 // Inserts rows of `columns` values each (`values` row after row) with
 // multi-row INSERTs of a few hundred rows: for loading and seeding, where one
 // statement per row would take minutes. `into` is "table (col, col, …)".

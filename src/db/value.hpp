@@ -44,4 +44,7 @@ class Value {
   Storage v_;
 };
 
+// NULL for an empty string (an optional text column), else the text.
+inline Value null_if_empty(std::string_view s) { return s.empty() ? Value() : Value(s); }
+
 }  // namespace souq::db

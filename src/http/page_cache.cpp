@@ -2,20 +2,20 @@
 
 namespace souq::api {
 
-std::optional<PageCache::Page> PageCache::find(const std::string& key) {
-  if (!enabled()) return std::nullopt;
+std::shared_ptr<const PageCache::Page> PageCache::find(const std::string& key) {
+  if (!enabled()) return nullptr;
   auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
-  if (it == entries_.end()) return std::nullopt;
+  if (it == entries_.end()) return nullptr;
   if (it->second.expires <= now || it->second.generation != generation()) {
     entries_.erase(it);
-    return std::nullopt;
+    return nullptr;
   }
   return it->second.page;
 }
 
-void PageCache::store(const std::string& key, Page page, uint64_t generation_at_read) {
+void PageCache::store(const std::string& key, std::shared_ptr<const Page> page, uint64_t generation_at_read) {
   if (!enabled() || generation_at_read != generation()) return;  // changed while it was read
   std::lock_guard lock(mu_);
   if (entries_.size() >= capacity_) entries_.clear();  // rare; a miss costs one read

@@ -6,9 +6,9 @@
 // Only what is the same for every anonymous caller may be stored.
 #pragma once
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -23,16 +23,17 @@ class PageCache {
     std::string data;         // the envelope's data, as JSON text
     std::string next_cursor;  // "" for none
   };
-  std::optional<Page> find(const std::string& key);
+  // Shared, not copied: a page is tens of kilobytes and read far more often than made.
+  std::shared_ptr<const Page> find(const std::string& key);
   // Take the generation before reading what you will store.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
-  void store(const std::string& key, Page page, uint64_t generation_at_read);
+  void store(const std::string& key, std::shared_ptr<const Page> page, uint64_t generation_at_read);
   // The data changed: every entry is stale.
   void bump() { generation_.fetch_add(1, std::memory_order_acq_rel); }
 
  private:
   struct Entry {
-    Page page;
+    std::shared_ptr<const Page> page;
     std::chrono::steady_clock::time_point expires;
     uint64_t generation;
   };

@@ -6,15 +6,7 @@
 namespace souq::api {
 
 int page_limit(const Request& req, int fallback, int max) {
-  auto text = req.query_param("limit");
-  if (!text) return fallback;
-  try {
-    size_t used = 0;
-    int n = std::stoi(*text, &used);
-    if (used == text->size() && n >= 1 && n <= max) return n;
-  } catch (const std::exception&) {
-  }
-  throw ApiError::validation({{"limit", "must be an integer from 1 to " + std::to_string(max)}});
+  return int(req.query_int("limit", 1, max).value_or(fallback));
 }
 
 std::optional<std::string> page_cursor(const Request& req) {

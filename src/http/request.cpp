@@ -1,5 +1,7 @@
 #include "http/request.hpp"
 
+#include <charconv>
+
 namespace souq::api {
 
 std::string_view Request::header(http::field name) const {
@@ -35,6 +37,29 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
     return value;
   }
   return std::nullopt;
+}
+
+std::optional<int64_t> Request::query_int(std::string_view name, int64_t min, int64_t max) const {
+  auto text = query_param(name);
+  if (!text) return std::nullopt;
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+  if (ec != std::errc() || end != text->data() + text->size() || n < min || n > max)
+    throw ApiError::validation(
+        {{std::string(name), "must be a whole number from " + std::to_string(min) + " to " + std::to_string(max)}});
+  return n;
+}
+
+std::optional<double> Request::query_number(std::string_view name, double min, double max) const {
+  auto text = query_param(name);
+  if (!text) return std::nullopt;
+  try {
+    size_t used = 0;
+    double n = std::stod(*text, &used);
+    if (used == text->size() && n >= min && n <= max) return n;
+  } catch (const std::exception&) {
+  }
+  throw ApiError::validation({{std::string(name), "must be a number from " + json(min).dump() + " to " + json(max).dump()}});
 }
 
 const json& Request::json_object() const {

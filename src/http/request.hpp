@@ -41,6 +41,10 @@ struct Request {
   int64_t int_param(std::string_view name) const;
   // The decoded query parameter, or nullopt.
   std::optional<std::string> query_param(std::string_view name) const;
+  // The query parameter as a whole number or a number in [min, max], or
+  // nullopt when absent; 422 `validation_failed` naming it otherwise.
+  std::optional<int64_t> query_int(std::string_view name, int64_t min, int64_t max) const;
+  std::optional<double> query_number(std::string_view name, double min, double max) const;
   // The JSON object body; 400 `invalid_body` when the body is missing or not an object.
   const json& json_object() const;
   json log_fields() const { return {{"request_id", request_id}}; }

@@ -52,7 +52,7 @@ std::optional<std::string> Queue::enqueue(db::Tx& tx, const std::string& kind, c
       " created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $7, $8, $8)"
       " ON CONFLICT DO NOTHING",
       {id, kind, payload.dump(), max_attempts, format_time(run_at), o.unique_key,
-       o.request_id.empty() ? db::Value() : db::Value(o.request_id), stamp});
+       db::null_if_empty(o.request_id), stamp});
   if (n == 0) return std::nullopt;
   if (run_at <= created) tx.after_commit([this] { notify(); });
   return id;
@@ -246,8 +246,8 @@ std::string Outbox::emit(db::Tx& tx, const std::string& type, const nlohmann::js
   std::string id = new_id("evt");
   std::string created = now_text();
   tx.exec("INSERT INTO events (id, type, subject, payload, request_id, created_at) VALUES ($1,$2,$3,$4,$5,$6)",
-          {id, type, subject.empty() ? db::Value() : db::Value(subject), payload.dump(),
-           request_id.empty() ? db::Value() : db::Value(request_id), created});
+          {id, type, db::null_if_empty(subject), payload.dump(),
+           db::null_if_empty(request_id), created});
   nlohmann::json event = {{"id", id}, {"type", type}, {"subject", subject}, {"payload", payload},
                           {"request_id", request_id}, {"created_at", created}};
   EnqueueOptions options;

@@ -27,7 +27,7 @@ constexpr const char* kProfileColumns =
     " updated_at";
 
 void require_user_exists(db::Tx& tx, const std::string& user_id) {
-  if (!tx.query_one("SELECT 1 AS x FROM users WHERE id = $1", {user_id})) throw ApiError::not_found("No such user.");
+  if (!Identity::exists(tx, user_id)) throw ApiError::not_found("No such user.");
 }
 
 }  // namespace

@@ -154,6 +154,8 @@ class Identity {
   std::map<std::string, json> summaries(db::Tx& tx, const std::vector<std::string>& user_ids);
   // True when the account exists and is not suspended.
   bool is_active(db::Tx& tx, const std::string& user_id);
+  // True when the account exists (suspended or not).
+  static bool exists(db::Tx& tx, const std::string& user_id);
 
   // 404 when there is no such active user. An admin viewer also sees
   // suspended accounts, with their status.
@@ -226,6 +228,10 @@ class Identity {
 // Argon2id (libsodium, interactive limits). Slow on purpose: call on a pool.
 std::string hash_password(const std::string& password);
 bool verify_password(const std::string& password, const std::string& hash);
+
+// One user's entry in a summaries() result, or just {"id": …} when the
+// account is not there.
+json summary_of(const std::map<std::string, json>& people, const std::string& user_id);
 
 class Policy;
 

@@ -15,10 +15,6 @@ std::string code_hash(const std::string& secret, const std::string& phone, const
   return crypto::base64url_encode(crypto::hmac_sha256(secret, phone + ":" + code));
 }
 
-std::string ago(TimePoint t, std::chrono::seconds d) {
-  return format_time(t - std::chrono::duration_cast<std::chrono::milliseconds>(d));
-}
-
 }  // namespace
 
 json Identity::request_otp(const std::string& phone, const std::string& ip, const std::string& request_id) {
@@ -27,7 +23,7 @@ json Identity::request_otp(const std::string& phone, const std::string& ip, cons
   std::snprintf(code, sizeof code, "%06u", randombytes_uniform(1000000));
   db_.write([&](db::Tx& tx) {
     auto t = now();
-    auto hour_ago = ago(t, std::chrono::hours(1));
+    auto hour_ago = time_ago(std::chrono::hours(1), t);
     // The cool-down per phone and address, as a guarded claim: two racing
     // requests cannot both send.
     tx.exec("DELETE FROM otp_throttle WHERE last_sent_at < $1", {hour_ago});
@@ -35,7 +31,7 @@ json Identity::request_otp(const std::string& phone, const std::string& ip, cons
             " ON CONFLICT DO NOTHING",
             {phone, ip});
     if (tx.exec("UPDATE otp_throttle SET last_sent_at = $3 WHERE phone = $1 AND ip = $2 AND last_sent_at <= $4",
-                {phone, ip, format_time(t), ago(t, options_.otp_resend_cooldown)}) == 0) {
+                {phone, ip, format_time(t), time_ago(options_.otp_resend_cooldown, t)}) == 0) {
       auto last = parse_time(tx.query_one("SELECT last_sent_at FROM otp_throttle WHERE phone = $1 AND ip = $2",
                                           {phone, ip})->text("last_sent_at"));
       auto wait = std::chrono::duration_cast<std::chrono::seconds>(*last + options_.otp_resend_cooldown - t).count() + 1;

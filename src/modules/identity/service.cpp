@@ -141,16 +141,10 @@ std::optional<std::pair<std::string, std::string>> Identity::password_hash_for(c
   });
 }
 
-namespace {
-std::string since(std::chrono::seconds window) {
-  return format_time(now() - std::chrono::duration_cast<std::chrono::milliseconds>(window));
-}
-}  // namespace
-
 int64_t Identity::failures(db::Tx& tx, const char* column, const std::string& value, std::chrono::seconds window) {
   return tx.query_one(std::string("SELECT COUNT(*) AS n FROM login_failures WHERE ") + column +
                           " = $1 AND created_at > $2",
-                      {value, since(window)})
+                      {value, time_ago(window)})
       ->integer("n");
 }
 
@@ -159,7 +153,7 @@ void Identity::record_failure(db::Tx& tx, const std::string& account, const std:
           {new_id("lgf"), account, ip, now_text()});
   // Kept as long as the longest window that counts them.
   tx.exec("DELETE FROM login_failures WHERE created_at < $1",
-          {since(std::max(options_.login_window, options_.otp_failure_window))});
+          {time_ago(std::max(options_.login_window, options_.otp_failure_window))});
 }
 
 void Identity::check_login_throttle(const std::string& email, const std::string& ip) {
@@ -356,12 +350,8 @@ std::map<std::string, json> Identity::summaries(db::Tx& tx, const std::vector<st
   std::vector<std::string> ids(user_ids);
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  std::string placeholders;
   db::Params params;
-  for (const auto& id : ids) {
-    params.emplace_back(id);
-    placeholders += (placeholders.empty() ? "$" : ", $") + std::to_string(params.size());
-  }
+  std::string placeholders = db::bind_list(params, ids);
   for (const auto& r : tx.query("SELECT u.id, u.display_name, u.avatar_url, u.created_at,"
                                 " EXISTS (SELECT 1 FROM user_roles ur WHERE ur.user_id = u.id AND ur.role = 'seller')"
                                 " AS is_seller FROM users u WHERE u.id IN (" + placeholders + ")",
@@ -373,6 +363,15 @@ std::map<std::string, json> Identity::summaries(db::Tx& tx, const std::vector<st
                          {"member_since", r.text("created_at")}};
   for (const auto& extend : extensions_) extend(tx, ids, out);
   return out;
+}
+
+json summary_of(const std::map<std::string, json>& people, const std::string& user_id) {
+  auto it = people.find(user_id);
+  return it != people.end() ? it->second : json{{"id", user_id}};
+}
+
+bool Identity::exists(db::Tx& tx, const std::string& user_id) {
+  return bool(tx.query_one("SELECT 1 AS x FROM users WHERE id = $1", {user_id}));
 }
 
 bool Identity::is_active(db::Tx& tx, const std::string& user_id) {

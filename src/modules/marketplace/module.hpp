@@ -108,6 +108,8 @@ class Marketplace {
   void expire_offer(const std::string& id);
   void schedule_request_expiry(db::Tx& tx, const std::string& id, const std::string& expires_at,
                                const std::string& request_id);
+  // True when this seller has made an offer (of any status) on the request.
+  static bool offered_on(db::Tx& tx, const std::string& request_id, const std::string& seller_id);
   // Requests changed in this transaction: cached list pages go at commit.
   void touched(db::Tx& tx) {
     tx.after_commit([this] { list_cache_.bump(); });

@@ -34,7 +34,7 @@ json Marketplace::offer_json(const db::Row& r, std::map<std::string, json>& peop
           {"delivery_days", r.integer("delivery_days")},
           {"valid_until", r.text("valid_until")},
           {"deal_id", r.nullable_text("deal_id")},
-          {"seller", people.count(seller) ? people[seller] : json{{"id", seller}}},
+          {"seller", identity::summary_of(people, seller)},
           {"created_at", r.text("created_at")},
           {"updated_at", r.text("updated_at")}};
 }
@@ -115,8 +115,7 @@ std::pair<json, json> Marketplace::offers_on(db::Tx& tx, const std::string& requ
   if (!req) throw ApiError::not_found("No such request.");
   bool all = req->text("buyer_id") == who.user_id || who.has_role("admin");
   // A request no longer open is seen only by its buyer, admins and the sellers who offered.
-  if (!all && req->text("status") != "active" &&
-      !tx.query_one("SELECT 1 AS x FROM offers WHERE request_id = $1 AND seller_id = $2", {request_id, who.user_id}))
+  if (!all && req->text("status") != "active" && !offered_on(tx, request_id, who.user_id))
     throw ApiError::not_found("No such request.");
   std::string sql = std::string("SELECT ") + kOfferColumns + " FROM offers WHERE request_id = $1";
   db::Params params = {request_id};
@@ -135,6 +134,10 @@ std::pair<json, json> Marketplace::offers_on(db::Tx& tx, const std::string& requ
   for (const auto& r : rows) sellers.push_back(r.text("seller_id"));
   auto people = identity_.summaries(tx, sellers);
   return db::page_of(rows, limit, [&](const db::Row& r) { return offer_json(r, people); });
+}
+
+bool Marketplace::offered_on(db::Tx& tx, const std::string& request_id, const std::string& seller_id) {
+  return bool(tx.query_one("SELECT 1 AS x FROM offers WHERE request_id = $1 AND seller_id = $2", {request_id, seller_id}));
 }
 
 json Marketplace::withdraw_offer(const identity::Principal& who, const std::string& id, const std::string& request_id) {
@@ -199,7 +202,6 @@ json Marketplace::accept_offer(const identity::Principal& who, const std::string
     spec.amount = o->integer("price");
     spec.currency = o->text("currency");
     spec.title = req->text("title");
-    spec.data = {{"request_id", head->text("request_id")}, {"offer_id", id}};
     spec.actor = {owner ? "buyer" : "operator", who.user_id};
     spec.request_id = request_id;
     auto deal = transactions_.create(tx, spec);  // its actions close the request
@@ -291,7 +293,7 @@ json Marketplace::deal(db::Tx& tx, const std::string& id, const identity::Princi
 
 json Marketplace::stats(db::Tx& tx, const std::string& from_day, const std::string& to_day) {
   std::string from = from_day + "T00:00:00.000Z", to = to_day + "T23:59:59.999Z";
-  json days = transactions_.daily_stats(tx, "deal", from_day, to_day);
+  json days = transactions_.daily_stats(tx, "deal", from, to);
   for (const char* table : {"requests", "offers"})
     for (const auto& r : tx.query(std::string("SELECT substr(created_at, 1, 10) AS day, COUNT(*) AS n FROM ") + table +
                                       " WHERE created_at >= $1 AND created_at <= $2 GROUP BY substr(created_at, 1, 10)",

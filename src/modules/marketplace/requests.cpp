@@ -79,7 +79,7 @@ json Marketplace::request_json(const db::Row& r, const identity::Principal* view
               {"offer_count", r.integer("offer_count")},
               {"accepted_offer_id", r.nullable_text("accepted_offer_id")},
               {"cancel_reason", r.nullable_text("cancel_reason")},
-              {"buyer", people.count(buyer) ? people[buyer] : json{{"id", buyer}}},
+              {"buyer", identity::summary_of(people, buyer)},
               {"expires_at", r.text("expires_at")},
               {"created_at", r.text("created_at")},
               {"updated_at", r.text("updated_at")},
@@ -149,8 +149,7 @@ json Marketplace::request(db::Tx& tx, const std::string& id, const identity::Pri
   bool own = viewer && (viewer->user_id == row->text("buyer_id") || viewer->has_role("admin"));
   // A request that is no longer open is seen by its buyer, admins, and the
   // sellers who offered on it.
-  if (!open && !own &&
-      !(viewer && tx.query_one("SELECT 1 AS x FROM offers WHERE request_id = $1 AND seller_id = $2", {id, viewer->user_id})))
+  if (!open && !own && !(viewer && offered_on(tx, id, viewer->user_id)))
     throw ApiError::not_found("No such request.");
   auto people = identity_.summaries(tx, {row->text("buyer_id")});
   return request_json(*row, viewer, people);
@@ -224,7 +223,7 @@ json Marketplace::cancel_request(const identity::Principal& who, const std::stri
     auto stamp = now_text();
     if (tx.exec("UPDATE requests SET status = 'cancelled', cancel_reason = $2, closed_at = $3, updated_at = $3"
                 " WHERE id = $1 AND status = 'active'",
-                {id, reason.empty() ? db::Value() : db::Value(reason), stamp}) == 0)
+                {id, db::null_if_empty(reason), stamp}) == 0)
       throw ApiError::conflict("request_not_active", "This request is no longer open.", {{"status", row->text("status")}});
     touched(tx);
     for (const auto& o : tx.query("UPDATE offers SET status = 'rejected', status_reason = 'request_cancelled',"
@@ -276,11 +275,7 @@ std::pair<json, json> Marketplace::requests(db::Tx& tx, RequestFilter f, const i
   if (f.buyer_id) where += " AND buyer_id = " + bind(*f.buyer_id);
   if (f.exclude_buyer_id) where += " AND buyer_id <> " + bind(*f.exclude_buyer_id);
   if (f.category) where += " AND category = " + bind(*f.category);
-  if (!f.categories.empty()) {
-    std::string in;
-    for (const auto& c : f.categories) in += (in.empty() ? "" : ", ") + bind(c);
-    where += " AND category IN (" + in + ")";
-  }
+  if (!f.categories.empty()) where += " AND category IN (" + db::bind_list(params, f.categories) + ")";
   if (f.city) where += " AND city = " + bind(*f.city);
   if (f.currency) where += " AND currency = " + bind(*f.currency);
   if (f.budget_min) where += " AND budget_max >= " + bind(*f.budget_min);

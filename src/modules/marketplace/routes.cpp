@@ -63,30 +63,6 @@ json request_fields(const json& body, bool partial) {
   return out;
 }
 
-std::optional<int64_t> query_amount(const Request& req, const char* name) {
-  auto text = req.query_param(name);
-  if (!text) return std::nullopt;
-  try {
-    size_t used = 0;
-    long long n = std::stoll(*text, &used);
-    if (used == text->size() && n >= 0 && n <= 1'000'000'000'000'000) return n;
-  } catch (const std::exception&) {
-  }
-  throw ApiError::validation({{name, "must be a whole number of minor units from 0"}});
-}
-
-std::optional<double> query_number(const Request& req, const char* name, double min, double max) {
-  auto text = req.query_param(name);
-  if (!text) return std::nullopt;
-  try {
-    size_t used = 0;
-    double n = std::stod(*text, &used);
-    if (used == text->size() && n >= min && n <= max) return n;
-  } catch (const std::exception&) {
-  }
-  throw ApiError::validation({{name, "must be a number from " + json(min).dump() + " to " + json(max).dump()}});
-}
-
 // ?status=&category=&city=&q=&currency=&budget_min=&budget_max=&lat=&lng=&radius_km=&sort=&limit=&cursor=
 RequestFilter request_filter(const Request& req) {
   RequestFilter f;
@@ -103,13 +79,13 @@ RequestFilter request_filter(const Request& req) {
   if (f.q && (f.q->empty() || f.q->size() > 100)) throw ApiError::validation({{"q", "must be 1 to 100 characters"}});
   f.currency = req.query_param("currency");
   if (f.currency && !Currency::find(*f.currency)) throw ApiError::validation({{"currency", "must be an ISO 4217 code"}});
-  f.budget_min = query_amount(req, "budget_min");
-  f.budget_max = query_amount(req, "budget_max");
+  f.budget_min = req.query_int("budget_min", 0, 1'000'000'000'000'000);
+  f.budget_max = req.query_int("budget_max", 0, 1'000'000'000'000'000);
   if ((f.budget_min || f.budget_max) && !f.currency)
     throw ApiError::validation({{"currency", "is required with a budget filter (amounts are in its minor units)"}});
-  f.lat = query_number(req, "lat", -90, 90);
-  f.lng = query_number(req, "lng", -180, 180);
-  f.radius_km = query_number(req, "radius_km", 0.1, 20000);
+  f.lat = req.query_number("lat", -90, 90);
+  f.lng = req.query_number("lng", -180, 180);
+  f.radius_km = req.query_number("radius_km", 0.1, 20000);
   if ((f.lat || f.lng || f.radius_km) && !(f.lat && f.lng && f.radius_km))
     throw ApiError::validation({{"radius_km", "lat, lng and radius_km go together"}});
   f.sort = req.query_param("sort").value_or("newest");
@@ -163,9 +139,10 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
     };
     auto [items, next] = co_await identity::viewer_read(req, identity, blocking, read);
     if (anonymous && m.list_cache().enabled()) {
-      api::PageCache::Page page{dump_json(items), next.is_string() ? next.get<std::string>() : ""};
+      auto page = std::make_shared<const api::PageCache::Page>(
+          api::PageCache::Page{dump_json(items), next.is_string() ? next.get<std::string>() : ""});
       m.list_cache().store(key, page, generation);
-      co_return api::ok_rendered(req, page.data, next);
+      co_return api::ok_rendered(req, page->data, next);
     }
     co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });

@@ -11,7 +11,7 @@
 namespace souq::ratings {
 namespace {
 
-json summary_of(int64_t count, int64_t total) {
+json rating_summary(int64_t count, int64_t total) {
   return {{"count", count},
           {"average", count == 0 ? json(nullptr) : json(std::round(double(total) * 100.0 / double(count)) / 100.0)}};
 }
@@ -36,20 +36,16 @@ void Ratings::register_actions(transactions::Actions& actions) {
 
 void Ratings::extend_profiles() {
   identity_.extend_profiles([](db::Tx& tx, const std::vector<std::string>& ids, std::map<std::string, json>& profiles) {
-    std::string in;
     db::Params params;
-    for (const auto& id : ids) {
-      params.emplace_back(id);
-      in += (in.empty() ? "$" : ", $") + std::to_string(params.size());
-    }
+    std::string in = db::bind_list(params, ids);
     for (auto& [id, profile] : profiles)
-      profile["rating"] = {{"as_seller", summary_of(0, 0)}, {"as_buyer", summary_of(0, 0)}};
+      profile["rating"] = {{"as_seller", rating_summary(0, 0)}, {"as_buyer", rating_summary(0, 0)}};
     for (const auto& r : tx.query("SELECT user_id, role, rating_count, score_total FROM rating_summaries"
                                   " WHERE user_id IN (" + in + ")",
                                   params)) {
       auto it = profiles.find(r.text("user_id"));
       if (it != profiles.end())
-        it->second["rating"]["as_" + r.text("role")] = summary_of(r.integer("rating_count"), r.integer("score_total"));
+        it->second["rating"]["as_" + r.text("role")] = rating_summary(r.integer("rating_count"), r.integer("score_total"));
     }
   });
 }
@@ -70,12 +66,11 @@ json Ratings::rate(const identity::Principal& who, const std::string& transactio
                                  {{"state", txn->state}});
       bool buyer = who.user_id == txn->buyer_id;
       std::string ratee = buyer ? txn->seller_id : txn->buyer_id, role = buyer ? "seller" : "buyer";
-      if (tx.query_one("SELECT id FROM ratings WHERE transaction_id = $1 AND rater_id = $2", {transaction_id, who.user_id}))
-        throw ApiError::conflict("already_rated", "You have already rated this transaction.");
+      // A second rating by the same rater meets the unique key (below).
       std::string id = new_id("rat");
       tx.exec("INSERT INTO ratings (id, transaction_id, rater_id, ratee_id, ratee_role, score, comment, created_at)"
               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-              {id, transaction_id, who.user_id, ratee, role, score, comment.empty() ? db::Value() : db::Value(comment),
+              {id, transaction_id, who.user_id, ratee, role, score, db::null_if_empty(comment),
                stamp});
       tx.exec("INSERT INTO rating_summaries (user_id, role, rating_count, score_total) VALUES ($1, $2, 1, $3)"
               " ON CONFLICT (user_id, role) DO UPDATE SET rating_count = rating_summaries.rating_count + 1,"
@@ -87,12 +82,12 @@ json Ratings::rate(const identity::Principal& who, const std::string& transactio
                    transaction_id, request_id);
       auto people = identity_.summaries(tx, {ratee});
       return json{{"id", id},          {"transaction_id", transaction_id},
-                  {"rater_id", who.user_id}, {"ratee", people[ratee]},
+                  {"rater_id", who.user_id}, {"ratee", identity::summary_of(people, ratee)},
                   {"ratee_role", role}, {"score", score},
                   {"comment", comment.empty() ? json(nullptr) : json(comment)}, {"created_at", stamp}};
     });
   } catch (const db::ConstraintError& e) {
-    // Two racing ratings by one rater: the unique key keeps the first.
+    // A rater's second rating, also when two race: the unique key keeps the first.
     if (e.kind() == db::ConstraintError::Kind::unique)
       throw ApiError::conflict("already_rated", "You have already rated this transaction.");
     throw;
@@ -141,7 +136,7 @@ std::pair<json, json> Ratings::received(db::Tx& tx, const std::string& user_id, 
   auto people = identity_.summaries(tx, raters);
   return db::page_of(rows, limit, [&](const db::Row& r) {
     std::string rater = r.text("rater_id");
-    json by = people.count(rater) ? people[rater] : json{{"id", rater}};
+    json by = identity::summary_of(people, rater);
     by.erase("rating");
     return json{{"id", r.text("id")},
                 {"score", r.integer("score")},

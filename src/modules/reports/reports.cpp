@@ -47,14 +47,12 @@ json Reports::create(const identity::Principal& who, const std::string& type, co
       auto owner = target->second(tx, target_id);
       if (!owner) throw ApiError::not_found("No such " + type + ".");
       if (*owner == who.user_id) throw ApiError::unprocessable("cannot_report_self", "You cannot report yourself or what is yours.");
-      if (tx.query_one("SELECT id FROM reports WHERE reporter_id = $1 AND target_type = $2 AND target_id = $3"
-                       " AND status = 'open'",
-                       {who.user_id, type, target_id}))
-        throw ApiError::conflict("already_reported", "You have already reported this; an admin will look at it.");
+      // An open report by the same reporter on the same target meets the
+      // unique key (below).
       std::string id = new_id("rpt");
       tx.exec("INSERT INTO reports (id, reporter_id, target_type, target_id, target_owner_id, reason, details, status,"
               " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8)",
-              {id, who.user_id, type, target_id, *owner, reason, details.empty() ? db::Value() : db::Value(details),
+              {id, who.user_id, type, target_id, *owner, reason, db::null_if_empty(details),
                now_text()});
       outbox_.emit(tx, "report.created",
                    {{"report_id", id}, {"target_type", type}, {"target_id", target_id}, {"reason", reason}}, id,
@@ -62,7 +60,7 @@ json Reports::create(const identity::Principal& who, const std::string& type, co
       return get(tx, id);
     });
   } catch (const db::ConstraintError& e) {
-    if (e.kind() == db::ConstraintError::Kind::unique)
+    if (e.kind() == db::ConstraintError::Kind::unique)  // reports_one_open
       throw ApiError::conflict("already_reported", "You have already reported this; an admin will look at it.");
     throw;
   }
@@ -100,7 +98,7 @@ json Reports::decide(const identity::Principal& admin, const std::string& id, co
     if (tx.exec("UPDATE reports SET status = $2, decision = $3, decision_note = $4, decided_by = $5, decided_at = $6"
                 " WHERE id = $1 AND status = 'open'",
                 {id, decision == "dismiss" ? "dismissed" : "actioned", decision,
-                 note.empty() ? db::Value() : db::Value(note), admin.user_id, stamp}) == 0)
+                 db::null_if_empty(note), admin.user_id, stamp}) == 0)
       throw ApiError::conflict("report_decided", "This report was already decided.", {{"status", row->text("status")}});
     std::string owner = row->text("target_owner_id");
     std::string why = note.empty() ? "report " + id : note;

@@ -34,7 +34,6 @@ struct Record {
   std::string subject_type, subject_id;
   int64_t amount = 0;
   std::string currency, title;
-  json data = json::object();
   json entered = json::object();  // state → when the transaction last entered it
   std::string created_at, updated_at, state_entered_at;
   std::optional<std::string> ended_at;
@@ -109,7 +108,6 @@ struct CreateSpec {
   std::string subject_type, subject_id;
   int64_t amount = 0;
   std::string currency, title;
-  json data = json::object();
   ActorRef actor;
   std::string request_id;
 };
@@ -153,13 +151,16 @@ class Transactions {
   std::pair<json, json> list(db::Tx& tx, const identity::Principal& who, const ListFilter& filter);
   // A summary for lists: no history.
   json summary(db::Tx& tx, const Record& txn, const identity::Principal* who);
+  // The same, with the parties' profiles already read (identity summaries()).
+  json summary(const Record& txn, const identity::Principal* who, const std::map<std::string, json>& parties);
 
   // The roles `who` has on `txn`: buyer, seller, operator (admins).
   std::vector<std::string> roles_of(const Record& txn, const identity::Principal& who) const;
 
-  // Per-day counts for admin statistics: created, completed (ended in a state
-  // named "completed") and cancelled (any other terminal state) of `kind`.
-  json daily_stats(db::Tx& tx, const std::string& kind, const std::string& from_day, const std::string& to_day);
+  // Per-day counts for admin statistics, between the timestamps from and to:
+  // created, completed (ended in a state named "completed") and cancelled
+  // (any other terminal state) of `kind`, by day ("YYYY-MM-DD").
+  json daily_stats(db::Tx& tx, const std::string& kind, const std::string& from, const std::string& to);
 
   const Processes& processes() const { return processes_; }
   db::Database& db() { return db_; }

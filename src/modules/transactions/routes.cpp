@@ -9,37 +9,31 @@ namespace souq::transactions {
 using api::Request;
 using api::Response;
 
+namespace {
+// A process as clients see it, with every version this node knows.
+json describe(const Processes& processes, const Process& p) {
+  json out = p.to_json();
+  out["versions"] = json::array();
+  for (const Process* v : processes.versions(p.name)) out["versions"].push_back(v->version);
+  return out;
+}
+}  // namespace
+
 void register_routes(api::Router& router, Transactions& transactions, identity::Identity& identity,
                      BlockingPool& blocking) {
   // Public: clients show the steps of a flow before anyone signs in.
   router.get("/api/v1/processes", [&](Request& req) -> awaitable<Response> {
     json out = json::array();
-    for (const Process* p : transactions.processes().all_latest()) {
-      json item = p->to_json();
-      item["versions"] = json::array();
-      for (const Process* v : transactions.processes().versions(p->name)) item["versions"].push_back(v->version);
-      out.push_back(std::move(item));
-    }
+    for (const Process* p : transactions.processes().all_latest()) out.push_back(describe(transactions.processes(), *p));
     co_return api::ok(req, out);
   });
 
   router.get("/api/v1/processes/{name}", [&](Request& req) -> awaitable<Response> {
     const std::string& name = req.param("name");
     const Process* p = transactions.processes().latest(name);
-    if (auto version = req.query_param("version")) {
-      int v = 0;
-      try {
-        v = std::stoi(*version);
-      } catch (const std::exception&) {
-        throw ApiError::validation({{"version", "must be a whole number"}});
-      }
-      p = transactions.processes().find(name, v);
-    }
+    if (auto version = req.query_int("version", 1, 1'000'000)) p = transactions.processes().find(name, int(*version));
     if (!p) throw ApiError::not_found("No such process (or version).");
-    json out = p->to_json();
-    out["versions"] = json::array();
-    for (const Process* v : transactions.processes().versions(p->name)) out["versions"].push_back(v->version);
-    co_return api::ok(req, out);
+    co_return api::ok(req, describe(transactions.processes(), *p));
   });
 
   router.get("/api/v1/transactions", [&](Request& req) -> awaitable<Response> {

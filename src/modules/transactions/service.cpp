@@ -11,7 +11,7 @@ namespace {
 
 constexpr const char* kColumns =
     "id, kind, process, process_version, state, version, buyer_id, seller_id, subject_type, subject_id, amount,"
-    " currency, title, data, entered, created_at, updated_at, state_entered_at, ended_at";
+    " currency, title, entered, created_at, updated_at, state_entered_at, ended_at";
 
 Record record_from(const db::Row& r) {
   Record t;
@@ -28,7 +28,6 @@ Record record_from(const db::Row& r) {
   t.amount = r.integer("amount");
   t.currency = r.text("currency");
   t.title = r.text("title");
-  t.data = r.json("data");
   t.entered = r.json("entered");
   t.created_at = r.text("created_at");
   t.updated_at = r.text("updated_at");
@@ -39,6 +38,27 @@ Record record_from(const db::Row& r) {
 
 TimePoint plus(const std::string& when, std::chrono::seconds d) {
   return *parse_time(when) + std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+// The transition `name` of the transaction's own process version, or 404.
+const Transition& transition_of(const Processes& processes, const Record& txn, const std::string& name) {
+  const Process* p = processes.find(txn.process, txn.process_version);
+  if (!p)
+    throw std::runtime_error("process " + txn.process + " version " + std::to_string(txn.process_version) +
+                             " is not loaded");
+  const Transition* t = p->transition(name);
+  if (!t) throw ApiError(404, "unknown_transition", "The process \"" + p->name + "\" has no transition \"" + name + "\".");
+  return *t;
+}
+
+// When a timed transition from the current state falls due: its delay after
+// the transaction was created or entered the state it counts from; nullopt
+// when that state was never entered.
+std::optional<TimePoint> timer_due(const Record& txn, const Transition& t) {
+  const std::string& state = t.timer->since_state;
+  if (state.empty()) return plus(txn.created_at, t.timer->after);
+  if (!txn.entered.contains(state)) return std::nullopt;
+  return plus(txn.entered[state].get<std::string>(), t.timer->after);
 }
 
 ApiError invalid_transition(const Record& txn, const Transition& t) {
@@ -90,15 +110,13 @@ Record Transactions::create(db::Tx& tx, const CreateSpec& spec) {
   r.amount = spec.amount;
   r.currency = spec.currency;
   r.title = spec.title;
-  r.data = spec.data.is_object() ? spec.data : json::object();
   r.entered = {{p->initial, t}};
   r.created_at = r.updated_at = r.state_entered_at = t;
-  auto optional = [](const std::string& s) { return s.empty() ? db::Value() : db::Value(s); };
   tx.exec("INSERT INTO transactions (id, kind, process, process_version, state, version, buyer_id, seller_id,"
-          " subject_type, subject_id, amount, currency, title, data, entered, created_at, updated_at,"
-          " state_entered_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $15)",
-          {r.id, r.kind, r.process, r.process_version, r.state, r.buyer_id, r.seller_id, optional(r.subject_type),
-           optional(r.subject_id), r.amount, r.currency, r.title, r.data.dump(), r.entered.dump(), t});
+          " subject_type, subject_id, amount, currency, title, entered, created_at, updated_at,"
+          " state_entered_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)",
+          {r.id, r.kind, r.process, r.process_version, r.state, r.buyer_id, r.seller_id, db::null_if_empty(r.subject_type),
+           db::null_if_empty(r.subject_id), r.amount, r.currency, r.title, r.entered.dump(), t});
   record_history(tx, r, "created", "", spec.actor, "", spec.request_id);
   // The transaction's own event first, then what its actions cause.
   outbox_.emit(tx, r.kind + ".created", event_payload(r), r.id, spec.request_id);
@@ -109,12 +127,7 @@ Record Transactions::create(db::Tx& tx, const CreateSpec& spec) {
 
 Record Transactions::apply(db::Tx& tx, const Record& txn, const std::string& name, const ActorRef& actor,
                            const std::string& reason, const std::string& request_id) {
-  const Process* p = processes_.find(txn.process, txn.process_version);
-  if (!p)
-    throw std::runtime_error("process " + txn.process + " version " + std::to_string(txn.process_version) +
-                             " is not loaded");
-  const Transition* t = p->transition(name);
-  if (!t) throw ApiError(404, "unknown_transition", "The process \"" + p->name + "\" has no transition \"" + name + "\".");
+  const Transition* t = &transition_of(processes_, txn, name);
   if (!t->allows(actor.type))
     throw ApiError(403, "forbidden", "\"" + name + "\" is not yours to take.", {{"actors", t->actors}});
   if (!t->leaves(txn.state)) throw invalid_transition(txn, *t);
@@ -127,7 +140,7 @@ Record Transactions::apply(db::Tx& tx, const Record& txn, const std::string& nam
   next.version = txn.version + 1;
   next.entered[t->to] = stamp;
   next.updated_at = next.state_entered_at = stamp;
-  if (p->state(t->to)->terminal) next.ended_at = stamp;
+  if (processes_.find(txn.process, txn.process_version)->state(t->to)->terminal) next.ended_at = stamp;
   // Guarded by the version read: a transition that raced this one wins alone.
   if (tx.exec("UPDATE transactions SET state = $3, version = $4, entered = $5, updated_at = $6,"
               " state_entered_at = $6, ended_at = $7 WHERE id = $1 AND version = $2",
@@ -166,10 +179,7 @@ json Transactions::take(const identity::Principal& who, const std::string& id, c
     auto txn = load(tx, id);
     auto roles = txn ? roles_of(*txn, who) : std::vector<std::string>{};
     if (roles.empty()) throw ApiError::not_found("No such transaction.");
-    const Process* p = processes_.find(txn->process, txn->process_version);
-    const Transition* t = p ? p->transition(name) : nullptr;
-    if (!t)
-      throw ApiError(404, "unknown_transition", "The process \"" + txn->process + "\" has no transition \"" + name + "\".");
+    const Transition* t = &transition_of(processes_, *txn, name);
     // The caller acts as the first of their roles the transition allows
     // (a party before an operator, so the history says who really did it).
     auto role = std::find_if(roles.begin(), roles.end(), [&](const std::string& r) { return t->allows(r); });
@@ -189,10 +199,8 @@ void Transactions::record_history(db::Tx& tx, const Record& txn, const std::stri
                                   const std::string& request_id) {
   tx.exec("INSERT INTO transaction_history (id, transaction_id, transition, from_state, to_state, actor_type,"
           " actor_id, reason, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-          {new_id("txh"), txn.id, transition, from.empty() ? db::Value() : db::Value(from), txn.state, actor.type,
-           actor.user_id.empty() ? db::Value() : db::Value(actor.user_id),
-           reason.empty() ? db::Value() : db::Value(reason),
-           request_id.empty() ? db::Value() : db::Value(request_id), txn.updated_at});
+          {new_id("txh"), txn.id, transition, db::null_if_empty(from), txn.state, actor.type,
+           db::null_if_empty(actor.user_id), db::null_if_empty(reason), db::null_if_empty(request_id), txn.updated_at});
 }
 
 void Transactions::run_actions(db::Tx& tx, const Record& txn, const std::vector<ActionCall>& calls,
@@ -210,12 +218,10 @@ void Transactions::schedule_timers(db::Tx& tx, const Record& txn, const std::str
   const Process* p = processes_.find(txn.process, txn.process_version);
   for (const auto& t : p->transitions) {
     if (!t.timer || !t.leaves(txn.state)) continue;
-    std::string since = t.timer->since_state.empty() ? txn.created_at
-                        : txn.entered.contains(t.timer->since_state) ? txn.entered[t.timer->since_state].get<std::string>()
-                                                                     : "";
-    if (since.empty()) continue;  // the state it counts from was never entered
+    auto due = timer_due(txn, t);
+    if (!due) continue;
     jobs::EnqueueOptions options;
-    options.run_at = plus(since, t.timer->after);
+    options.run_at = *due;
     options.unique_key = "txn-timer:" + txn.id + ":" + t.name + ":" + std::to_string(txn.version);
     options.request_id = request_id;
     queue_.enqueue(tx, "transactions.timer",
@@ -241,7 +247,10 @@ void Transactions::fire_timer(const jobs::Job& job) {
 }
 
 json Transactions::summary(db::Tx& tx, const Record& txn, const identity::Principal* who) {
-  auto parties = identity_.summaries(tx, {txn.buyer_id, txn.seller_id});
+  return summary(txn, who, identity_.summaries(tx, {txn.buyer_id, txn.seller_id}));
+}
+
+json Transactions::summary(const Record& txn, const identity::Principal* who, const std::map<std::string, json>& parties) {
   const Process* p = processes_.find(txn.process, txn.process_version);
   const State* state = p ? p->state(txn.state) : nullptr;
   json out = {{"id", txn.id},
@@ -250,8 +259,8 @@ json Transactions::summary(db::Tx& tx, const Record& txn, const identity::Princi
               {"state", txn.state},
               {"state_title", state ? state->title : txn.state},
               {"terminal", state && state->terminal},
-              {"buyer", parties.count(txn.buyer_id) ? parties[txn.buyer_id] : json{{"id", txn.buyer_id}}},
-              {"seller", parties.count(txn.seller_id) ? parties[txn.seller_id] : json{{"id", txn.seller_id}}},
+              {"buyer", identity::summary_of(parties, txn.buyer_id)},
+              {"seller", identity::summary_of(parties, txn.seller_id)},
               {"subject", txn.subject_type.empty() ? json(nullptr)
                                                    : json{{"type", txn.subject_type}, {"id", txn.subject_id}}},
               {"amount", txn.amount},
@@ -280,14 +289,8 @@ json Transactions::view(db::Tx& tx, const Record& txn, const identity::Principal
     if (!t.leaves(txn.state)) continue;
     if (std::any_of(roles.begin(), roles.end(), [&](const std::string& r) { return t.allows(r); }))
       next.push_back({{"name", t.name}, {"title", t.title}, {"to", t.to}, {"requires_reason", t.requires_reason}});
-    if (t.timer) {
-      std::string since = t.timer->since_state.empty() ? txn.created_at
-                          : txn.entered.contains(t.timer->since_state)
-                              ? txn.entered[t.timer->since_state].get<std::string>()
-                              : "";
-      if (!since.empty())
-        timers.push_back({{"transition", t.name}, {"due_at", format_time(plus(since, t.timer->after))}});
-    }
+    if (auto due = t.timer ? timer_due(txn, t) : std::nullopt)
+      timers.push_back({{"transition", t.name}, {"due_at", format_time(*due)}});
   }
   out["next_transitions"] = std::move(next);
   out["timers"] = std::move(timers);
@@ -323,17 +326,17 @@ std::pair<json, json> Transactions::list(db::Tx& tx, const identity::Principal& 
   auto rows = tx.query(std::string("SELECT ") + kColumns + " FROM transactions WHERE " + where +
                            " ORDER BY id DESC LIMIT $" + std::to_string(params.size()),
                        params);
-  std::vector<Record> records;
-  for (const auto& r : rows) records.push_back(record_from(r));
-  json items = json::array();
-  for (size_t i = 0; i < records.size() && int(i) < f.limit; ++i) items.push_back(summary(tx, records[i], &who));
-  json cursor = int(records.size()) > f.limit ? json(items.back()["id"]) : json(nullptr);
-  return {std::move(items), std::move(cursor)};
+  // Every party of the page in one query, not two per transaction.
+  std::vector<std::string> people;
+  for (const auto& r : rows) {
+    people.push_back(r.text("buyer_id"));
+    people.push_back(r.text("seller_id"));
+  }
+  auto parties = identity_.summaries(tx, people);
+  return db::page_of(rows, f.limit, [&](const db::Row& r) { return summary(record_from(r), &who, parties); });
 }
 
-json Transactions::daily_stats(db::Tx& tx, const std::string& kind, const std::string& from_day,
-                               const std::string& to_day) {
-  std::string from = from_day + "T00:00:00.000Z", to = to_day + "T23:59:59.999Z";
+json Transactions::daily_stats(db::Tx& tx, const std::string& kind, const std::string& from, const std::string& to) {
   json days = json::object();
   for (const auto& r : tx.query("SELECT substr(created_at, 1, 10) AS day, COUNT(*) AS n FROM transactions"
                                 " WHERE kind = $1 AND created_at >= $2 AND created_at <= $3 GROUP BY substr(created_at, 1, 10)",

@@ -27,7 +27,6 @@ CREATE TABLE transactions (
   amount BIGINT NOT NULL CHECK (amount >= 0),
   currency TEXT NOT NULL,
   title TEXT NOT NULL,
-  data TEXT NOT NULL,
   entered TEXT NOT NULL,
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL,
