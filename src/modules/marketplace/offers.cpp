@@ -85,11 +85,15 @@ json Marketplace::create_offer(const identity::Principal& who, const json& f, co
                 {req_id, stamp}) == 0)
       throw request_not_active("closed");
     touched(tx);
-    jobs::EnqueueOptions o;
-    o.run_at = *parse_time(valid_until);
-    o.unique_key = "offer-expiry:" + id;
-    o.request_id = request_id;
-    queue_.enqueue(tx, "marketplace.offer_expiry", {{"offer_id", id}}, o);
+    // An offer that lasts as long as its request ends with it (request_expired);
+    // only one that ends sooner needs a job of its own.
+    if (valid_until < req->text("expires_at")) {
+      jobs::EnqueueOptions o;
+      o.run_at = *parse_time(valid_until);
+      o.unique_key = "offer-expiry:" + id;
+      o.request_id = request_id;
+      queue_.enqueue(tx, "marketplace.offer_expiry", {{"offer_id", id}}, o);
+    }
     outbox_.emit(tx, "offer.created",
                  {{"offer_id", id}, {"request_id", req_id}, {"buyer_id", req->text("buyer_id")}, {"seller_id", who.user_id},
                   {"price", price}, {"currency", currency}},
