@@ -142,7 +142,8 @@ int App::serve() {
       api::middleware::metrics(metrics),   api::middleware::security_headers(),
       api::middleware::cors({split_list(config_.cors_origins)}), api::middleware::recover()};
   if (config_.rate_limit > 0)
-    layers.push_back(api::middleware::rate_limit(limiter, {"/healthz", "/readyz", "/metrics"}));
+    // The Pusher HTTP API is signed with the app secret: the operator's own back end.
+    layers.push_back(api::middleware::rate_limit(limiter, {"/healthz", "/readyz", "/metrics", "/apps/"}));
   layers.push_back(api::middleware::json_body());
   api::Pipeline pipeline(std::move(layers), api::dispatch());
 
@@ -155,6 +156,7 @@ int App::serve() {
   options.body_timeout = std::chrono::seconds(config_.body_timeout);
   options.trust_proxy = config_.trust_proxy;
   api::Server server(options, router, pipeline);
+  server.on_upgrade("/app/", modules.realtime.upgrade_handler());
   server_ptr = &server;
   SignalWaiter signals(server.main_context());
   uint16_t bound = server.start();
@@ -191,6 +193,8 @@ int App::serve() {
   int sig = signals.wait();
   log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                               {"in_flight", server.in_flight()}});
+  // Sockets are told to reconnect at once (4200): to another node.
+  modules.realtime.shutdown();
   server.begin_shutdown();
   if (!server.wait_idle(std::chrono::seconds(config_.shutdown_timeout)))
     log::warn("shutdown timeout: abandoning requests in flight", {{"in_flight", server.in_flight()}});

@@ -40,6 +40,18 @@ struct Config {
   std::string processes_dir;  // an operator's process definitions (*.json)
   std::string deal_process = "negotiation";  // for requests that name none
   int list_cache_ms = 1000;  // anonymous request-list pages kept this long (0: off)
+  // realtime
+  std::string realtime_app_id = "souq";
+  std::string realtime_key = "souq";
+  std::string realtime_secret;  // empty: made once and kept in the database
+  int realtime_activity_timeout = 120;
+  int realtime_pong_timeout = 30;
+  int realtime_max_connections = 100000;
+  size_t realtime_max_message = 10 * 1024;
+  std::string realtime_public_host;
+  int realtime_public_port = 0;
+  bool realtime_public_tls = false;
+  std::string redis;  // redis://host:port: the bus between nodes
   // sms
   std::string sms_provider = "dev";
   std::string twilio_base_url = "https://api.twilio.com";

@@ -52,6 +52,21 @@ void add_processes(CLI::App* cmd, Config& c) {
       ->capture_default_str();
 }
 
+void add_realtime(CLI::App* cmd, Config& c) {
+  cmd->add_option("--redis", c.redis,
+                  "Redis URL (redis://[:password@]host:port[/db]): the realtime bus between nodes; without it, one node")
+      ->envname("SOUQ_REDIS");
+  cmd->add_option("--realtime-app-id", c.realtime_app_id, "Pusher app id of the realtime server")
+      ->envname("SOUQ_REALTIME_APP_ID")
+      ->capture_default_str();
+  cmd->add_option("--realtime-key", c.realtime_key, "Pusher app key clients connect with (public)")
+      ->envname("SOUQ_REALTIME_KEY")
+      ->capture_default_str();
+  cmd->add_option("--realtime-secret", c.realtime_secret,
+                  "Pusher app secret (signs channel auth and the HTTP API); empty: made once and kept in the database")
+      ->envname("SOUQ_REALTIME_SECRET");
+}
+
 void add_workers(CLI::App* cmd, Config& c) {
   cmd->add_option("--workers", c.workers, "Job worker threads in this process (0: none)")
       ->envname("SOUQ_WORKERS")
@@ -75,6 +90,35 @@ int main(int argc, char** argv) {
   add_workers(serve, c);
   add_sms(serve, c);
   add_processes(serve, c);
+  add_realtime(serve, c);
+  serve->add_option("--realtime-activity-timeout", c.realtime_activity_timeout,
+                    "Seconds of silence before the server pings a socket (told to clients)")
+      ->envname("SOUQ_REALTIME_ACTIVITY_TIMEOUT")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  serve->add_option("--realtime-pong-timeout", c.realtime_pong_timeout,
+                    "Seconds a pinged socket has to answer before it is closed (4201)")
+      ->envname("SOUQ_REALTIME_PONG_TIMEOUT")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str();
+  serve->add_option("--realtime-max-connections", c.realtime_max_connections,
+                    "WebSocket connections this node holds before refusing more (4100: try later)")
+      ->envname("SOUQ_REALTIME_MAX_CONNECTIONS")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  serve->add_option("--realtime-max-message", c.realtime_max_message,
+                    "Largest frame a client may send, in bytes (closed 1009 beyond)")
+      ->envname("SOUQ_REALTIME_MAX_MESSAGE")
+      ->check(CLI::Range(256, 1 << 20))
+      ->capture_default_str();
+  serve->add_option("--realtime-public-host", c.realtime_public_host,
+                    "Host clients connect to for realtime (default: the Host the request came to)")
+      ->envname("SOUQ_REALTIME_PUBLIC_HOST");
+  serve->add_option("--realtime-public-port", c.realtime_public_port, "Port clients connect to for realtime")
+      ->envname("SOUQ_REALTIME_PUBLIC_PORT")
+      ->check(CLI::Range(0, 65535));
+  serve->add_flag("--realtime-public-tls", c.realtime_public_tls, "Clients connect with TLS (wss://), through a proxy")
+      ->envname("SOUQ_REALTIME_PUBLIC_TLS");
   serve->add_option("--otp-resend-cooldown", c.otp_resend_cooldown, "Seconds before a phone may get another code")
       ->envname("SOUQ_OTP_RESEND_COOLDOWN")
       ->check(CLI::Range(1, 3600))
@@ -183,6 +227,7 @@ int main(int argc, char** argv) {
   add_workers(worker, c);
   add_sms(worker, c);
   add_processes(worker, c);
+  add_realtime(worker, c);
 
   auto* processes = cli.add_subcommand("processes", "Process definitions");
   processes->require_subcommand(1);

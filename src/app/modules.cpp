@@ -1,6 +1,8 @@
 #include "app/modules.hpp"
 
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace souq::app {
@@ -21,6 +23,22 @@ identity::Options identity_options(const Config& c) {
   o.login_failures_per_ip = 5 * c.login_failures_per_email;
   o.session_cache_size = size_t(c.session_cache_size);
   o.session_feed_interval = std::chrono::milliseconds(c.session_feed_ms);
+  return o;
+}
+
+realtime::Options realtime_options(const Config& c) {
+  realtime::Options o;
+  o.app_id = c.realtime_app_id;
+  o.key = c.realtime_key;
+  o.secret = c.realtime_secret;
+  o.activity_timeout = std::chrono::seconds(c.realtime_activity_timeout);
+  o.pong_timeout = std::chrono::seconds(c.realtime_pong_timeout);
+  o.max_connections = size_t(c.realtime_max_connections);
+  o.max_message = c.realtime_max_message;
+  o.redis = c.redis;
+  o.public_host = c.realtime_public_host;
+  o.public_port = c.realtime_public_port;
+  o.public_tls = c.realtime_public_tls;
   return o;
 }
 
@@ -45,6 +63,7 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
       marketplace(db, queue, outbox, identity, transactions, marketplace_options(config)),
       ratings(db, outbox, identity, transactions),
       reports(db, outbox, identity),
+      realtime(db, identity, realtime_options(config)),
       sms_(sms) {
   identity.start();
   identity.use_sms(sms_);
@@ -71,6 +90,52 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   });
   for (const char* type : {"request", "offer"})
     reports.add_target(type, [this, type](db::Tx& tx, const std::string& id) { return marketplace.owner_of(tx, type, id); });
+  realtime.start();
+  route_to_user_channels(outbox);
+}
+
+// Domain events that reach the people they concern as they happen, on
+// their own channel private-user.{id}, named as the event is.
+void Modules::route_to_user_channels(jobs::Outbox& outbox) {
+  auto to = [](std::vector<std::string> keys) {
+    return [keys = std::move(keys)](const json& event) {
+      std::vector<realtime::Delivery> out;
+      std::vector<std::string> sent;
+      for (const auto& key : keys) {
+        if (!event.contains(key) || !event[key].is_string()) continue;
+        std::string user = event[key];
+        if (std::find(sent.begin(), sent.end(), user) != sent.end()) continue;
+        sent.push_back(user);
+        out.push_back({"private-user." + user, "", event});
+      }
+      return out;
+    };
+  };
+  auto named = [](const std::string& type, realtime::EventRoute route) {
+    return [type, route = std::move(route)](const json& event) {
+      auto out = route(event);
+      for (auto& d : out) d.event = type;
+      return out;
+    };
+  };
+  const std::vector<std::pair<std::string, std::vector<std::string>>> table = {
+      {"offer.created", {"buyer_id"}},     {"offer.withdrawn", {"buyer_id"}},
+      {"offer.accepted", {"seller_id", "buyer_id"}}, {"offer.rejected", {"seller_id"}},
+      {"offer.expired", {"seller_id"}},    {"request.closed", {"buyer_id"}},
+      {"request.expired", {"buyer_id"}},   {"request.cancelled", {"buyer_id"}},
+      {"rating.created", {"ratee_id"}},
+  };
+  for (const auto& [type, keys] : table) realtime.route(outbox, type, named(type, to(keys)));
+  // Deal transitions (every process's transactions): both parties, as
+  // "<kind>.<transition>" (deal.created, deal.completed …).
+  std::set<std::string> kinds = {"deal"};
+  for (const auto& kind : kinds)
+    realtime.route(outbox, kind + ".*", [to](const json& event) {
+      auto out = to({"buyer_id", "seller_id"})(event);
+      std::string name = event.value("kind", "deal") + "." + event.value("transition", "created");
+      for (auto& d : out) d.event = name;
+      return out;
+    });
 }
 
 void Modules::register_routes(api::Router& router, BlockingPool& blocking, BlockingPool& cpu) {
@@ -80,6 +145,7 @@ void Modules::register_routes(api::Router& router, BlockingPool& blocking, Block
   marketplace::register_routes(router, marketplace, identity, policy, blocking);
   ratings::register_routes(router, ratings, identity, blocking);
   reports::register_routes(router, reports, identity, policy, blocking);
+  realtime::register_routes(router, realtime, identity, blocking);
 }
 
 }  // namespace souq::app

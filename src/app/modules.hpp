@@ -12,6 +12,7 @@
 #include "modules/identity/policy.hpp"
 #include "modules/marketplace/module.hpp"
 #include "modules/ratings/module.hpp"
+#include "modules/realtime/module.hpp"
 #include "modules/reports/module.hpp"
 #include "modules/sms/module.hpp"
 #include "modules/transactions/module.hpp"
@@ -19,6 +20,7 @@
 namespace souq::app {
 
 identity::Options identity_options(const Config& config);
+realtime::Options realtime_options(const Config& config);
 
 class Modules {
  public:
@@ -37,8 +39,10 @@ class Modules {
   marketplace::Marketplace marketplace;
   ratings::Ratings ratings;
   reports::Reports reports;
+  realtime::Realtime realtime;
 
  private:
+  void route_to_user_channels(jobs::Outbox& outbox);
   sms::Sms& sms_;
 };
 

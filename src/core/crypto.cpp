@@ -1,5 +1,6 @@
 #include "core/crypto.hpp"
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <vector>
@@ -21,6 +22,20 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
   std::string mac(crypto_auth_hmacsha256_BYTES, '\0');
   crypto_auth_hmacsha256_final(&state, reinterpret_cast<unsigned char*>(mac.data()));
   return mac;
+}
+
+std::string to_hex(std::string_view bytes) {
+  std::string hex(bytes.size() * 2 + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  hex.pop_back();
+  return hex;
+}
+
+std::string md5_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(data.data(), data.size(), digest, &size, EVP_md5(), nullptr);
+  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
 std::string base64url_encode(std::string_view bytes) {

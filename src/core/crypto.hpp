@@ -10,6 +10,9 @@ namespace souq::crypto {
 std::string sha256_hex(std::string_view data);
 // HMAC-SHA-256 of data with key, as raw bytes.
 std::string hmac_sha256(std::string_view key, std::string_view data);
+// MD5 in hex: only where a protocol asks for it (Pusher's body_md5), never for security.
+std::string md5_hex(std::string_view data);
+std::string to_hex(std::string_view bytes);
 std::string base64url_encode(std::string_view bytes);  // no padding
 std::optional<std::string> base64url_decode(std::string_view text);
 // `bytes` random bytes from the CSPRNG, base64url-encoded.

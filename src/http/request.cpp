@@ -39,6 +39,22 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
   return std::nullopt;
 }
 
+std::vector<std::pair<std::string, std::string>> parse_form(std::string_view rest) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    auto pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    auto key = percent_decode(pair.substr(0, eq), true);
+    auto value = eq == std::string_view::npos ? std::optional<std::string>("") : percent_decode(pair.substr(eq + 1), true);
+    if (!key || !value) throw ApiError::bad_request("invalid_query", "The query or form is badly encoded.");
+    out.emplace_back(std::move(*key), std::move(*value));
+  }
+  return out;
+}
+
 std::optional<int64_t> Request::query_int(std::string_view name, int64_t min, int64_t max) const {
   auto text = query_param(name);
   if (!text) return std::nullopt;

@@ -50,6 +50,10 @@ struct Request {
   json log_fields() const { return {{"request_id", request_id}}; }
 };
 
+// The pairs of a query string or form body (application/x-www-form-urlencoded),
+// decoded, in order; 400 `invalid_query` when badly encoded.
+std::vector<std::pair<std::string, std::string>> parse_form(std::string_view text);
+
 // Percent-decoding of a path segment or query component ('+' → ' ' when `plus_is_space`).
 std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space);
 

@@ -16,6 +16,12 @@ bool is_parse_error(const beast::error_code& ec) {
          ec != http::error::partial_message;
 }
 
+bool wants_websocket(const http::request_parser<http::string_body>& parser) {
+  const auto& h = parser.get();
+  if (h.method() != http::verb::get) return false;
+  return beast::iequals(h[http::field::upgrade], "websocket");
+}
+
 std::string client_address(const beast::tcp_stream& stream) {
   beast::error_code ec;
   auto endpoint = stream.socket().remote_endpoint(ec);
@@ -114,6 +120,16 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
     conn.stream.expires_after(options_.header_timeout);
     co_await http::async_read_header(conn.stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
     conn.idle = false;
+
+    if (!ec && upgrade_ && wants_websocket(parser)) {
+      auto target = parser.get().target();
+      if (std::string_view(target.data(), target.size()).rfind(upgrade_prefix_, 0) == 0) {
+        // RFC 6455: a client waits for the handshake's answer before sending
+        // frames, so nothing of the WebSocket stream is in `buffer` yet.
+        co_await upgrade_(std::move(conn.stream), parser.release(), peer);
+        co_return;
+      }
+    }
 
     Request req;
     auto too_large = [&] {

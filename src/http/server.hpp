@@ -3,6 +3,7 @@
 // body timeouts, and a drain on shutdown that lets in-flight requests finish.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -27,6 +28,11 @@ struct ServerOptions {
   bool trust_proxy = false;  // take the client address from X-Forwarded-For
 };
 
+// Takes over a connection whose request asks to upgrade to WebSocket: the
+// stream, the request (header only: an upgrade has no body) and the client's
+// address. It owns the connection until it returns.
+using UpgradeHandler = std::function<awaitable<void>(beast::tcp_stream stream, Message request, std::string peer)>;
+
 class Server {
  public:
   Server(ServerOptions options, const Router& router, const Pipeline& pipeline);
@@ -42,6 +48,13 @@ class Server {
   bool wait_idle(std::chrono::milliseconds timeout);
   // Stops the I/O threads and joins them.
   void stop();
+
+  // Upgrade requests (GET with "Upgrade: websocket") whose path starts with
+  // `prefix` go to `handler` instead of the router. Set before start().
+  void on_upgrade(std::string prefix, UpgradeHandler handler) {
+    upgrade_prefix_ = std::move(prefix);
+    upgrade_ = std::move(handler);
+  }
 
   bool draining() const { return draining_; }
   int64_t in_flight() const { return in_flight_; }
@@ -70,6 +83,8 @@ class Server {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> in_flight_{0};
   bool stopped_ = false;
+  std::string upgrade_prefix_;
+  UpgradeHandler upgrade_;
 };
 
 }  // namespace souq::api

@@ -252,7 +252,11 @@ std::string Outbox::emit(db::Tx& tx, const std::string& type, const nlohmann::js
                           {"request_id", request_id}, {"created_at", created}};
   EnqueueOptions options;
   options.request_id = request_id;
-  for (const auto& key : {type, std::string("*")}) {
+  // Subscribers of the type, of its family ("deal.*" for "deal.accepted"), and of everything.
+  auto dot = type.find('.');
+  std::string family = dot == std::string::npos ? std::string() : type.substr(0, dot) + ".*";
+  for (const auto& key : {type, family, std::string("*")}) {
+    if (key.empty()) continue;
     auto it = subscribers_.find(key);
     if (it == subscribers_.end()) continue;
     for (const auto& subscriber : it->second) queue_.enqueue(tx, "event:" + subscriber, {{"event", event}}, options);

@@ -126,7 +126,8 @@ class Outbox {
  public:
   explicit Outbox(Queue& queue) : queue_(queue) {}
 
-  // `type` is an event name like "offer.created", or "*" for every event.
+  // `type` is an event name like "offer.created", a family like "deal.*",
+  // or "*" for every event.
   void subscribe(const std::string& type, const std::string& subscriber,
                  std::function<void(const nlohmann::json& event)> handler);
   // Records the event and enqueues one job per subscriber. Returns the event id.
