@@ -40,6 +40,9 @@ struct Config {
   std::string processes_dir;  // an operator's process definitions (*.json)
   std::string deal_process = "negotiation";  // for requests that name none
   int list_cache_ms = 1000;  // anonymous request-list pages kept this long (0: off)
+  // files and chat
+  std::string storage_dir = "./var/files";
+  size_t chat_max_attachment = 5 * 1024 * 1024;
   // realtime
   std::string realtime_app_id = "souq";
   std::string realtime_key = "souq";

@@ -67,6 +67,12 @@ void add_realtime(CLI::App* cmd, Config& c) {
       ->envname("SOUQ_REALTIME_SECRET");
 }
 
+void add_storage(CLI::App* cmd, Config& c) {
+  cmd->add_option("--storage-dir", c.storage_dir, "Folder for uploaded files (attachments)")
+      ->envname("SOUQ_STORAGE_DIR")
+      ->capture_default_str();
+}
+
 void add_workers(CLI::App* cmd, Config& c) {
   cmd->add_option("--workers", c.workers, "Job worker threads in this process (0: none)")
       ->envname("SOUQ_WORKERS")
@@ -91,6 +97,11 @@ int main(int argc, char** argv) {
   add_sms(serve, c);
   add_processes(serve, c);
   add_realtime(serve, c);
+  add_storage(serve, c);
+  serve->add_option("--chat-max-attachment", c.chat_max_attachment, "Largest chat attachment in bytes (413 beyond)")
+      ->envname("SOUQ_CHAT_MAX_ATTACHMENT")
+      ->check(CLI::Range(1024, 100 << 20))
+      ->capture_default_str();
   serve->add_option("--realtime-activity-timeout", c.realtime_activity_timeout,
                     "Seconds of silence before the server pings a socket (told to clients)")
       ->envname("SOUQ_REALTIME_ACTIVITY_TIMEOUT")
@@ -228,6 +239,7 @@ int main(int argc, char** argv) {
   add_sms(worker, c);
   add_processes(worker, c);
   add_realtime(worker, c);
+  add_storage(worker, c);
 
   auto* processes = cli.add_subcommand("processes", "Process definitions");
   processes->require_subcommand(1);

@@ -26,6 +26,14 @@ identity::Options identity_options(const Config& c) {
   return o;
 }
 
+namespace {
+chat::Options chat_options(const Config& c) {
+  chat::Options o;
+  o.max_attachment = c.chat_max_attachment;
+  return o;
+}
+}  // namespace
+
 realtime::Options realtime_options(const Config& c) {
   realtime::Options o;
   o.app_id = c.realtime_app_id;
@@ -46,6 +54,7 @@ void register_all_actions(transactions::Actions& actions) {
   transactions::register_actions(actions);
   marketplace::Marketplace::register_actions(actions);
   ratings::Ratings::register_actions(actions);
+  chat::Chat::register_actions(actions);
 }
 
 namespace {
@@ -64,6 +73,8 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
       ratings(db, outbox, identity, transactions),
       reports(db, outbox, identity),
       realtime(db, identity, realtime_options(config)),
+      files(storage::local_folder(config.storage_dir)),
+      chat(db, outbox, identity, realtime, *files, chat_options(config)),
       sms_(sms) {
   identity.start();
   identity.use_sms(sms_);
@@ -92,6 +103,35 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
     reports.add_target(type, [this, type](db::Tx& tx, const std::string& id) { return marketplace.owner_of(tx, type, id); });
   realtime.start();
   route_to_user_channels(outbox);
+  chat.use_for_actions();
+  chat.register_policies();
+  open_conversations_about_subjects();
+  reports.add_target("message", [this](db::Tx& tx, const std::string& id) { return chat.sender_of(tx, id); });
+}
+
+// What people may talk about, and with whom.
+void Modules::open_conversations_about_subjects() {
+  using Participants = std::optional<std::vector<chat::Participant>>;
+  // An offer: its seller and the request's buyer (seed 000).
+  chat.add_subject("offer", [](db::Tx& tx, const identity::Principal&, const std::string& id) -> Participants {
+    auto r = tx.query_one("SELECT o.seller_id, r.buyer_id FROM offers o JOIN requests r ON r.id = o.request_id WHERE o.id = $1",
+                          {id});
+    if (!r) return std::nullopt;
+    return std::vector<chat::Participant>{{r->text("buyer_id"), "buyer"}, {r->text("seller_id"), "seller"}};
+  });
+  // A transaction (a deal, an order): its two parties.
+  chat.add_subject("transaction", [this](db::Tx& tx, const identity::Principal&, const std::string& id) -> Participants {
+    auto txn = transactions.load(tx, id);
+    if (!txn) return std::nullopt;
+    return std::vector<chat::Participant>{{txn->buyer_id, "buyer"}, {txn->seller_id, "seller"}};
+  });
+  // An open request: a seller's question to its buyer before offering, one
+  // conversation per seller.
+  chat.add_subject("request", [](db::Tx& tx, const identity::Principal& who, const std::string& id) -> Participants {
+    auto r = tx.query_one("SELECT buyer_id, status FROM requests WHERE id = $1", {id});
+    if (!r || r->text("buyer_id") == who.user_id || r->text("status") != "active") return std::nullopt;
+    return std::vector<chat::Participant>{{r->text("buyer_id"), "buyer"}, {who.user_id, "seller"}};
+  });
 }
 
 // Domain events that reach the people they concern as they happen, on
@@ -146,6 +186,7 @@ void Modules::register_routes(api::Router& router, BlockingPool& blocking, Block
   ratings::register_routes(router, ratings, identity, blocking);
   reports::register_routes(router, reports, identity, policy, blocking);
   realtime::register_routes(router, realtime, identity, blocking);
+  chat::register_routes(router, chat, identity, blocking);
 }
 
 }  // namespace souq::app

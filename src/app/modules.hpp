@@ -8,6 +8,7 @@
 #include "core/blocking.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
+#include "modules/chat/module.hpp"
 #include "modules/identity/module.hpp"
 #include "modules/identity/policy.hpp"
 #include "modules/marketplace/module.hpp"
@@ -40,9 +41,12 @@ class Modules {
   ratings::Ratings ratings;
   reports::Reports reports;
   realtime::Realtime realtime;
+  std::unique_ptr<storage::Storage> files;
+  chat::Chat chat;
 
  private:
   void route_to_user_channels(jobs::Outbox& outbox);
+  void open_conversations_about_subjects();
   sms::Sms& sms_;
 };
 

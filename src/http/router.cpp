@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "http/router.hpp"
 
 #include <charconv>
@@ -121,6 +122,19 @@ void Router::match(Request& req) const {
   }
   req.matched = it->second;
   req.params = std::move(params);
+}
+
+size_t Router::largest_body(size_t fallback) const {
+  for (auto& r : routes_) fallback = std::max(fallback, r->options.max_body);
+  return fallback;
+}
+
+size_t Router::body_limit(http::verb method, const std::string& path, size_t fallback) const {
+  Request probe;
+  probe.message.method(method);
+  probe.path = path;
+  match(probe);
+  return probe.matched && probe.matched->options.max_body ? probe.matched->options.max_body : fallback;
 }
 
 std::vector<const Route*> Router::routes() const {

@@ -18,6 +18,7 @@ using Handler = std::function<awaitable<Response>(Request&)>;
 
 struct RouteOptions {
   bool raw_body = false;  // the handler reads message.body() itself (webhooks, uploads): no JSON parsing
+  size_t max_body = 0;    // a larger body than the server's --max-body (uploads); 0: the server's
 };
 
 struct Route {
@@ -43,6 +44,10 @@ class Router {
   // Fills req.matched, req.route, req.params, or req.allowed when only the method is wrong.
   void match(Request& req) const;
   std::vector<const Route*> routes() const;
+  // The largest body any route accepts beyond `fallback`, and the limit of
+  // the route a method and path reach (`fallback` for routes without one).
+  size_t largest_body(size_t fallback) const;
+  size_t body_limit(http::verb method, const std::string& path, size_t fallback) const;
 
  private:
   struct Node;

@@ -42,7 +42,8 @@ std::string forwarded_for(const Request& req) {
 }  // namespace
 
 Server::Server(ServerOptions options, const Router& router, const Pipeline& pipeline)
-    : options_(std::move(options)), router_(router), pipeline_(pipeline) {
+    : options_(std::move(options)), router_(router), pipeline_(pipeline),
+      largest_body_(router.largest_body(options_.max_body)) {
   int threads = std::max(1, options_.threads);
   for (int i = 0; i < threads; ++i) contexts_.push_back(std::make_unique<Context>());
 }
@@ -115,7 +116,7 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
     beast::error_code ec;
     http::request_parser<http::string_body> parser;
     parser.header_limit(uint32_t(options_.max_header));
-    parser.body_limit(options_.max_body);
+    parser.body_limit(largest_body_);
     conn.idle = true;
     conn.stream.expires_after(options_.header_timeout);
     co_await http::async_read_header(conn.stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
@@ -132,9 +133,10 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
     }
 
     Request req;
+    size_t body_limit = options_.max_body;
     auto too_large = [&] {
-      return ApiError(413, "payload_too_large", "The body exceeds " + std::to_string(options_.max_body) + " bytes.",
-                      {{"max_bytes", options_.max_body}});
+      return ApiError(413, "payload_too_large", "The body exceeds " + std::to_string(body_limit) + " bytes.",
+                      {{"max_bytes", body_limit}});
     };
     if (ec == http::error::body_limit) {  // Beast checks Content-Length against the limit with the header
       req.early_error = too_large();
@@ -155,7 +157,14 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
 
     if (!req.early_error) {
       auto length = parser.content_length();
-      if (length && *length > options_.max_body) {
+      if (largest_body_ > options_.max_body && (!length || *length > options_.max_body)) {
+        // Only an upload route may take more than --max-body.
+        auto target = parser.get().target();
+        std::string_view t(target.data(), target.size());
+        body_limit = router_.body_limit(parser.get().method(), std::string(t.substr(0, t.find('?'))), options_.max_body);
+        parser.body_limit(body_limit);
+      }
+      if (length && *length > body_limit) {
         req.early_error = too_large();
       } else if (!parser.is_done()) {
         if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {

@@ -83,6 +83,7 @@ class Server {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> in_flight_{0};
   bool stopped_ = false;
+  size_t largest_body_;  // what the parser lets through before the route is known
   std::string upgrade_prefix_;
   UpgradeHandler upgrade_;
 };
