@@ -164,6 +164,10 @@ TEST_P(JobsTest, OutboxEventsReachEverySubscriberOnceAndOnlyOnCommit) {
     std::lock_guard lock(mutex);
     got.push_back("audit:" + e["type"].get<std::string>());
   });
+  outbox.subscribe("message.*", "family", [&](const nlohmann::json& e) {
+    std::lock_guard lock(mutex);
+    got.push_back("family:" + e["type"].get<std::string>());
+  });
   EXPECT_THROW(db->write([&](db::Tx& tx) {
     outbox.emit(tx, "offer.created", {{"offer_id", "ofr_rolled_back"}});
     throw std::runtime_error("the business write failed");
@@ -176,7 +180,8 @@ TEST_P(JobsTest, OutboxEventsReachEverySubscriberOnceAndOnlyOnCommit) {
     for (int i = 0; i < 200 && count() > 0; ++i) std::this_thread::sleep_for(10ms);
   }
   std::multiset<std::string> bag(got.begin(), got.end());
-  EXPECT_EQ(bag, (std::multiset<std::string>{"push:ofr_1", "audit:offer.created", "audit:message.created"}));
+  EXPECT_EQ(bag, (std::multiset<std::string>{"push:ofr_1", "audit:offer.created", "audit:message.created",
+                                                "family:message.created"}));
   EXPECT_EQ(db->read([](db::Tx& tx) { return tx.query_one("SELECT COUNT(*) AS n FROM events")->integer("n"); }), 2);
 }
 

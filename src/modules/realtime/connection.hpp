@@ -27,7 +27,7 @@ class Connection : public Subscriber, public std::enable_shared_from_this<Connec
   struct Out;
   struct State;
   void enqueue(Out out);
-  awaitable<void> writer();
+  awaitable<void> writer(std::shared_ptr<Connection> self);  // holds the connection until it ends
   void send(std::string_view event, const json& data, std::string_view channel = {});
   void error(std::optional<int> code, const std::string& message, const std::string& channel = {});
   // pusher:error with the code, then a close frame with it.

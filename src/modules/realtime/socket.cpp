@@ -17,6 +17,7 @@ namespace websocket = beast::websocket;
 namespace {
 
 // Close codes of the protocol (a 4000s code tells pusher-js what to do next).
+constexpr std::chrono::seconds kWriteTimeout{30};
 constexpr uint16_t kAppNotFound = 4001, kNoProtocol = 4008, kBadProtocol = 4007, kOverCapacity = 4100,
                    kReconnectNow = 4200, kPongTimeout = 4201, kRateLimited = 4301;
 
@@ -50,9 +51,10 @@ struct Connection::Out {
 };
 
 struct Connection::State {
-  explicit State(beast::tcp_stream stream) : ws(std::move(stream)), timer(ws.get_executor()) {}
+  explicit State(beast::tcp_stream stream) : ws(std::move(stream)), timer(ws.get_executor()), watchdog(ws.get_executor()) {}
   websocket::stream<beast::tcp_stream> ws;
   asio::steady_timer timer;
+  asio::steady_timer watchdog;  // a write that takes longer than kWriteTimeout closes the socket
   std::deque<Out> queue;
   size_t queued_bytes = 0;
   bool done = false;     // the reader has finished: the writer drains and ends
@@ -127,7 +129,7 @@ void Connection::refuse(uint16_t code, const std::string& message) {
 
 // Sends what is queued, in order; between frames it watches for silence:
 // after activity_timeout it pings, after pong_timeout more it closes 4201.
-awaitable<void> Connection::writer() {
+awaitable<void> Connection::writer(std::shared_ptr<Connection> self) {
   auto& s = *state_;
   const auto& o = realtime_.options();
   for (;;) {
@@ -154,7 +156,16 @@ awaitable<void> Connection::writer() {
       break;
     }
     s.queued_bytes -= out.frame->size();
+    // A peer that stops reading would hold this write (and the socket) for
+    // ever: past the deadline the socket is closed, which ends both loops.
+    s.watchdog.expires_after(kWriteTimeout);
+    s.watchdog.async_wait([&s](const boost::system::error_code& e) {
+      if (e) return;
+      beast::error_code ignored;
+      beast::get_lowest_layer(s.ws).socket().close(ignored);
+    });
     co_await s.ws.async_write(asio::buffer(*out.frame), asio::redirect_error(use_awaitable, ec));
+    s.watchdog.cancel();
     if (ec) break;
   }
   s.done = true;
@@ -178,7 +189,7 @@ awaitable<void> Connection::run(api::Message request) {
   co_await s.ws.async_accept(request, asio::redirect_error(use_awaitable, ec));
   if (ec) co_return;
 
-  auto writing = writer();
+  auto writing = writer(self);
   asio::co_spawn(s.ws.get_executor(), std::move(writing), asio::detached);
 
   // /app/{key}?protocol=7&client=js&version=…
