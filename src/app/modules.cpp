@@ -130,6 +130,8 @@ void Modules::open_conversations_about_subjects() {
   chat.add_subject("request", [](db::Tx& tx, const identity::Principal& who, const std::string& id) -> Participants {
     auto r = tx.query_one("SELECT buyer_id, status FROM requests WHERE id = $1", {id});
     if (!r || r->text("buyer_id") == who.user_id || r->text("status") != "active") return std::nullopt;
+    if (!who.has_role("seller"))
+      throw ApiError(403, "seller_not_approved", "Only approved sellers ask about requests. Apply at /api/v1/seller-profiles.");
     return std::vector<chat::Participant>{{r->text("buyer_id"), "buyer"}, {who.user_id, "seller"}};
   });
 }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "core/utf8.hpp"
 
 namespace souq::utf8 {
@@ -33,6 +34,15 @@ size_t length(std::string_view text) {
   size_t n = 0;
   for (size_t i = 0; i < text.size(); i += std::max<size_t>(1, sequence_length(text, i))) ++n;
   return n;
+}
+
+std::string prefix(std::string_view text, size_t max_chars) {
+  size_t i = 0, chars = 0;
+  while (i < text.size() && chars < max_chars) {
+    i += std::max<size_t>(1, sequence_length(text, i));
+    ++chars;
+  }
+  return std::string(text.substr(0, std::min(i, text.size())));
 }
 
 }  // namespace souq::utf8

@@ -17,4 +17,7 @@ size_t length(std::string_view text);
 // cut at a character boundary to at most `max_bytes` bytes.
 std::string sanitize(std::string_view text, size_t max_bytes = std::string::npos);
 
+// At most `max_chars` code points of valid UTF-8 text, cut between characters.
+std::string prefix(std::string_view text, size_t max_chars);
+
 }  // namespace souq::utf8

@@ -19,6 +19,15 @@ const json* Validator::get(const std::string& field, bool required) {
 }
 
 std::optional<std::string> Validator::text(const std::string& field, size_t min, size_t max, bool required) {
+  return text_of(field, min, max, required, false);
+}
+
+std::optional<std::string> Validator::multiline(const std::string& field, size_t min, size_t max, bool required) {
+  return text_of(field, min, max, required, true);
+}
+
+std::optional<std::string> Validator::text_of(const std::string& field, size_t min, size_t max, bool required,
+                                              bool line_breaks) {
   auto* v = get(field, required);
   if (!v) return std::nullopt;
   std::string s = v->get<std::string>();
@@ -27,7 +36,8 @@ std::optional<std::string> Validator::text(const std::string& field, size_t min,
   s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
   size_t chars = 0;
   for (size_t i = 0; i < s.size(); i += std::max<size_t>(1, utf8::sequence_length(s, i))) {
-    if (static_cast<unsigned char>(s[i]) < 0x20 || s[i] == 0x7f) {
+    bool allowed = line_breaks && (s[i] == '\n' || s[i] == '\t' || s[i] == '\r');
+    if (!allowed && (static_cast<unsigned char>(s[i]) < 0x20 || s[i] == 0x7f)) {
       errors_[field] = "must not contain control characters";
       return std::nullopt;
     }

@@ -30,6 +30,8 @@ class Validator {
 
   // A string, trimmed, of `min`..`max` characters (code points), without control characters.
   std::optional<std::string> text(const std::string& field, size_t min, size_t max, bool required = true);
+  // The same, keeping line breaks and tabs inside (messages, descriptions).
+  std::optional<std::string> multiline(const std::string& field, size_t min, size_t max, bool required = true);
   // An email address, lower-cased.
   std::optional<std::string> email(const std::string& field, bool required = true);
   // A password: `min`..`max` bytes, kept exactly as sent.
@@ -74,6 +76,7 @@ class Validator {
   }
 
  private:
+  std::optional<std::string> text_of(const std::string& field, size_t min, size_t max, bool required, bool line_breaks);
   const json* get(const std::string& field, bool required);
   // The field when present and not null; a missing required one is noted.
   const json* present(const std::string& field, bool required);

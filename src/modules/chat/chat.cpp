@@ -4,6 +4,7 @@
 #include "core/id.hpp"
 #include "core/log.hpp"
 #include "core/time.hpp"
+#include "core/utf8.hpp"
 #include "http/paging.hpp"
 #include "modules/chat/module.hpp"
 
@@ -229,6 +230,12 @@ json Chat::insert_message(db::Tx& tx, const std::string& conversation_id, const 
                           const std::optional<std::string>& sender, const std::string& kind, const std::string& body,
                           const std::vector<std::string>& attachment_ids, const std::string& client_id,
                           const std::string& request_id) {
+  // The conversation row is locked first, so that its messages commit in
+  // the order of their ids (PostgreSQL; SQLite's writer is single anyway):
+  // read markers and unread counts rely on it.
+  // (Across nodes, ids follow each node's clock; pointers below only move
+  // forward, so a node whose clock lags cannot move them back.)
+  tx.query_one(std::string("SELECT id FROM conversations WHERE id = $1") + std::string(tx.for_update()), {conversation_id});
   std::string id = new_id("msg"), t = now_text();
   tx.exec("INSERT INTO messages (id, conversation_id, sender_id, kind, body, attachments, client_id, created_at)"
           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -241,16 +248,18 @@ json Chat::insert_message(db::Tx& tx, const std::string& conversation_id, const 
                 {id, a, conversation_id, sender.value_or("")}) != 1)
       throw ApiError::validation({{"attachment_ids", "must be your own uploads to this conversation, each used once"}});
   }
-  tx.exec("UPDATE conversations SET last_message_id = $1, last_message_at = $2, message_count = message_count + 1"
+  tx.exec("UPDATE conversations SET message_count = message_count + 1,"
+          " last_message_id = CASE WHEN last_message_id IS NULL OR last_message_id < $1 THEN $1 ELSE last_message_id END,"
+          " last_message_at = CASE WHEN last_message_id IS NULL OR last_message_id < $1 THEN $2 ELSE last_message_at END"
           " WHERE id = $3",
           {id, t, conversation_id});
   // Everyone's inbox moves; the others have one more unread.
   tx.exec("UPDATE conversation_participants SET last_activity_at = $1,"
           " unread_count = unread_count + CASE WHEN user_id = $2 THEN 0 ELSE 1 END WHERE conversation_id = $3",
           {t, sender.value_or(""), conversation_id});
-  if (sender)  // a sender has read up to their own message
-    tx.exec("UPDATE conversation_participants SET last_read_message_id = $1, last_read_at = $2"
-            " WHERE conversation_id = $3 AND user_id = $4",
+  if (sender)  // a sender has read everything up to their own message
+    tx.exec("UPDATE conversation_participants SET last_read_message_id = $1, last_read_at = $2, unread_count = 0"
+            " WHERE conversation_id = $3 AND user_id = $4 AND (last_read_message_id IS NULL OR last_read_message_id < $1)",
             {id, t, conversation_id, *sender});
   auto row = tx.query_one(std::string("SELECT ") + kMessageColumns + " FROM messages WHERE id = $1", {id});
   json message = message_json(tx, *row);
@@ -260,7 +269,7 @@ json Chat::insert_message(db::Tx& tx, const std::string& conversation_id, const 
                 {"sender_id", sender ? json(*sender) : json(nullptr)},
                 {"recipients", recipients(participants, sender)},
                 {"kind", kind},
-                {"preview", body.substr(0, 140)}},
+                {"preview", utf8::prefix(body, 140)}},
                conversation_id, request_id);
   // Realtime at once after the commit, not through the queue: a chat line
   // should not wait for a worker. (At most once, like every realtime
@@ -274,8 +283,33 @@ json Chat::insert_message(db::Tx& tx, const std::string& conversation_id, const 
 
 std::pair<json, bool> Chat::post(const identity::Principal& who, const std::string& conversation_id,
                                  const NewMessage& m, const std::string& request_id) {
+  auto earlier = [&](db::Tx& tx) {
+    return tx.query_one(std::string("SELECT ") + kMessageColumns +
+                            " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_id = $3",
+                        {conversation_id, who.user_id, m.client_id});
+  };
+  try {
+    return post_once(who, conversation_id, m, request_id);
+  } catch (const db::ConstraintError& e) {
+    // The same client_id racing itself: the first insert won.
+    if (e.kind() != db::ConstraintError::Kind::unique || m.client_id.empty()) throw;
+    auto error = std::current_exception();
+    return db_.read([&](db::Tx& tx) {
+      auto row = earlier(tx);
+      if (!row) std::rethrow_exception(error);
+      return std::make_pair(message_json(tx, *row), false);
+    });
+  }
+}
+
+std::pair<json, bool> Chat::post_once(const identity::Principal& who, const std::string& conversation_id,
+                                      const NewMessage& m, const std::string& request_id) {
   return db_.write([&](db::Tx& tx) {
     auto people = require_participant(tx, conversation_id, who);
+    // Locked before looking for the client_id, so that a retry waits for
+    // the first attempt to commit and then finds it.
+    tx.query_one(std::string("SELECT id FROM conversations WHERE id = $1") + std::string(tx.for_update()),
+                 {conversation_id});
     if (!m.client_id.empty())
       if (auto earlier = tx.query_one(std::string("SELECT ") + kMessageColumns +
                                           " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_id = $3",

@@ -94,6 +94,8 @@ class Chat {
   const Options& options() const { return options_; }
 
  private:
+  std::pair<json, bool> post_once(const identity::Principal& who, const std::string& conversation_id, const NewMessage& m,
+                                  const std::string& request_id);
   std::optional<std::vector<Participant>> participants_of(db::Tx& tx, const std::string& conversation_id);
   // The conversation's participants, or 404 unless `who` is one of them.
   std::vector<Participant> require_participant(db::Tx& tx, const std::string& conversation_id,

@@ -61,7 +61,7 @@ void register_routes(api::Router& router, Chat& chat, identity::Identity& identi
     auto who = co_await identity::require_user(req, identity, blocking);
     Validator v(req.json_object());
     v.only({"body", "attachment_ids", "client_id"});
-    auto body = v.text("body", 1, chat.options().max_text, false);
+    auto body = v.multiline("body", 1, chat.options().max_text, false);
     auto attachments = v.strings("attachment_ids", size_t(chat.options().max_attachments_per_message), 1, 64, false);
     auto client_id = v.text("client_id", 1, 100, false);
     v.done();
@@ -104,7 +104,18 @@ void register_routes(api::Router& router, Chat& chat, identity::Identity& identi
     std::string id = req.param("id");
     auto [type, filename, bytes] = co_await blocking.run([&] { return chat.download(who, id); });
     auto res = api::text_response(req, http::status::ok, type, std::move(bytes));
-    res.set(http::field::content_disposition, "attachment; filename=\"" + filename + "\"");
+    // RFC 6266: an ASCII name for old clients, the exact one percent-encoded.
+    std::string ascii, encoded;
+    for (unsigned char c : filename) {
+      ascii += c < 0x80 ? char(c) : '_';
+      if (std::isalnum(c) || c == '.' || c == '-' || c == '_') encoded += char(c);
+      else {
+        char hex[4];
+        std::snprintf(hex, sizeof hex, "%%%02X", c);
+        encoded += hex;
+      }
+    }
+    res.set(http::field::content_disposition, "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + encoded);
     res.set(http::field::cache_control, "private, max-age=3600");
     co_return res;
   });
