@@ -198,6 +198,9 @@ int App::serve() {
   server.begin_shutdown();
   if (!server.wait_idle(std::chrono::seconds(config_.shutdown_timeout)))
     log::warn("shutdown timeout: abandoning requests in flight", {{"in_flight", server.in_flight()}});
+  // The sockets' close frames go out before the I/O threads stop.
+  if (!modules.realtime.wait_closed(std::chrono::seconds(3)))
+    log::warn("shutdown: sockets still closing", {{"sockets", modules.realtime.connection_count()}});
   workers.reset();  // joins the worker threads before the queue goes
   asio::post(server.main_context(), [&] {
     maintenance.cancel();

@@ -91,6 +91,9 @@ class Realtime {
   // Closes every socket with 4200 (reconnect at once: to another node), says
   // goodbye on the bus, and stops it. Before the server stops.
   void shutdown();
+  // After shutdown(): waits until every socket has finished its closing
+  // handshake or `timeout` passes; true when all are closed.
+  bool wait_closed(std::chrono::milliseconds timeout);
 
   // Publishes to a channel on every node. `data` is sent as the protocol
   // wants it: a JSON-encoded string. `except_socket` does not receive it.

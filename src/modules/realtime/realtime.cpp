@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "core/crypto.hpp"
@@ -84,6 +85,15 @@ void Realtime::shutdown() {
     hub_->goodbye();
     bus_->stop();
   }
+}
+
+bool Realtime::wait_closed(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (connection_count() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
 }
 
 bool Realtime::register_socket(const std::shared_ptr<Connection>& c) {
