@@ -207,6 +207,7 @@ int App::serve() {
     signals.cancel();
   });
   server.stop();
+  modules.realtime.release();
   blocking.stop();
   cpu.stop();
   modules.stop();

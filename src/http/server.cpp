@@ -157,7 +157,8 @@ awaitable<void> Server::session(tcp::socket socket, Context& context) {
 
     if (!req.early_error) {
       auto length = parser.content_length();
-      if (largest_body_ > options_.max_body && (!length || *length > options_.max_body)) {
+      bool big = parser.chunked() || (length && *length > options_.max_body);
+      if (largest_body_ > options_.max_body && big) {
         // Only an upload route may take more than --max-body.
         auto target = parser.get().target();
         std::string_view t(target.data(), target.size());

@@ -92,6 +92,18 @@ async function roundTrip(sock) {
   await sock.until(() => sock.frames.filter((f) => f.event === 'pusher:pong').length > before, 10_000, 'pusher:pong');
 }
 const framesOf = (sock, event, channel) => sock.frames.filter((f) => f.event === event && (!channel || f.channel === channel));
+// `n` raw sockets, connected.
+const sockets = (srv, n) => Promise.all(Array.from({ length: n }, async () => {
+  const sock = keep(await rawSocket(srv));
+  await socketId(sock);
+  return sock;
+}));
+// How many of `socks` closed with each code.
+async function closeCodes(socks) {
+  const codes = {};
+  for (const { code } of await Promise.all(socks.map((sock) => sock.waitClose()))) codes[code] = (codes[code] ?? 0) + 1;
+  return codes;
+}
 
 // ---------------------------------------------------------------- connecting
 
@@ -327,7 +339,7 @@ describe('channel authorisation', () => {
   }
 
   test('only channels with a policy are granted: presence-user, other private and presence channels → 403', async () => {
-    for (const channel of [`presence-user.${owner.id}`, 'presence-room.1', 'private-conversation.1', `private-encrypted-user.${owner.id}`,
+    for (const channel of [`presence-user.${owner.id}`, 'presence-room.1', 'private-unclaimed.1', `private-encrypted-user.${owner.id}`,
       `private-user.${owner.id}x`]) {
       assertError(await authorize('/api/v1/realtime/auth', owner, form('1.2', channel)), 403, 'channel_forbidden');
     }
@@ -375,7 +387,7 @@ describe('presence', () => {
     const second = await member(s, room, 'u1');
     assert.deepEqual([second.presence.count, [...second.presence.ids].sort()], [2, ['u1', 'u2']]);
     await settle(s, watcher, room);
-    assert.deepEqual(framesOf(watcher, 'pusher_internal:member_added').length, 0);
+    assert.equal(framesOf(watcher, 'pusher_internal:member_added').length, 0, 'u1 is no new member');
     first.close();
     await eventually('the first socket to be gone', async () => {
       const got = (await signed(s, 'GET', `/apps/souq/channels/${room}`, { params: { info: 'subscription_count' } })).json;
@@ -481,6 +493,22 @@ describe('bad frames', () => {
     assert.equal((await sock.waitClose()).code, 1009);
   });
 
+  // A client still reading the pongs when the server closes must still find
+  // the close frame: closing the TCP connection with the rest of the frame
+  // unread resets it, and a reset throws away what the client had not read.
+  // Known bug, left open: with the rest of an oversized frame unread, most
+  // clients see the connection reset (1006) instead of the 1009 close frame.
+  test('an oversized frame sent behind many pings is still closed 1009 (the close frame is not lost to a reset)', {
+    todo: 'the 1009 close frame is often lost to a reset (see the session note)',
+  }, async () => {
+    const busy = await sockets(s, 10);
+    for (const sock of busy) {
+      for (let i = 0; i < 300; i++) sock.send({ event: 'pusher:ping', data: {} });
+      sock.send('x'.repeat(11_000));
+    }
+    assert.deepEqual(await closeCodes(busy), { 1009: busy.length });
+  });
+
   for (const [what, frame, message] of [
     ['malformed JSON', '{"event": "pusher:ping", ', /JSON objects/],
     ['a JSON array', '[1, 2]', /JSON objects/],
@@ -555,21 +583,16 @@ describe('Laravel Echo on the marketplace', () => {
 // ---------------------------------------------------------------- shutdown
 
 describe('graceful shutdown', () => {
-  // The close frames race the server's own stop, so many sockets, on every
-  // I/O thread, over a few starts: each one must hear 4200.
+  // The close frames race the server's own stop (without workers to join,
+  // nothing else delays it), so many sockets, on every I/O thread, over a few
+  // starts: each one must hear 4200.
   test('every connected socket is closed 4200 (reconnect now) when the server gets SIGTERM', async () => {
     for (let round = 1; round <= 3; round++) {
-      const node = await startSouq();
-      const sockets = await Promise.all(Array.from({ length: 300 }, async () => {
-        const sock = keep(await rawSocket(node));
-        await socketId(sock);
-        return sock;
-      }));
+      const node = await startSouq({ args: ['--workers', '0'] });
+      const connected = await sockets(node, 300);
       assert.equal(await node.stop(), 0, node.describe());
-      const codes = {};
-      for (const { code } of await Promise.all(sockets.map((sock) => sock.waitClose()))) codes[code] = (codes[code] ?? 0) + 1;
-      assert.deepEqual(codes, { 4200: sockets.length }, `round ${round}: close codes`);
-      assert.ok(sockets.every((sock) => framesOf(sock, 'pusher:error').at(-1)?.data.code === 4200), `round ${round}: pusher:error 4200`);
+      assert.deepEqual(await closeCodes(connected), { 4200: connected.length }, `round ${round}: close codes`);
+      assert.ok(connected.every((sock) => framesOf(sock, 'pusher:error').at(-1)?.data.code === 4200), `round ${round}: pusher:error 4200`);
     }
   });
 });
@@ -603,8 +626,11 @@ describe('two nodes sharing a Redis bus', () => {
 
   before(async () => {
     const port = await freePort();
+    let failed = null;
     redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    await eventually('redis-server listening', async () => (await tryConnect(port)).connected, 10_000);
+    redis.once('error', (err) => { failed = `cannot start redis-server: ${err.message}`; });
+    process.once('exit', () => redis.kill('SIGKILL'));
+    await eventually('redis-server listening', async () => failed ?? (await tryConnect(port)).connected, 10_000);
     const args = serverArgs('--redis', `redis://127.0.0.1:${port}`);
     a = await startSouq({ args });
     b = await startSouq({ args, database: a.dbUrl });
@@ -647,7 +673,7 @@ describe('two nodes sharing a Redis bus', () => {
     await counts(a, room, { subscription_count: 3, user_count: 2 });
     await settle(a, onB, room);
     await settle(b, onA, room);
-    assert.deepEqual(framesOf(onB, 'pusher_internal:member_added').length, 0);
+    assert.equal(framesOf(onB, 'pusher_internal:member_added').length, 0);
     assert.deepEqual(framesOf(onA, 'pusher_internal:member_added').map((f) => f.parsed.user_id), ['ub']);
     assert.deepEqual((await signed(a, 'GET', `/apps/souq/channels/${room}/users`)).json, { users: [{ id: 'ua' }, { id: 'ub' }] });
     onA.send({ event: 'client-hello', channel: room, data: { hi: 1 } });

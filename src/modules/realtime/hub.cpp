@@ -168,7 +168,8 @@ void Hub::replace_node(const std::string& name, Node next, Outgoing& out) {
 
 void Hub::receive(std::string_view text) {
   auto message = json::parse(text, nullptr, false);
-  if (!message.is_object() || !message.contains("t") || !message.contains("n")) {
+  if (!message.is_object() || !message.contains("t") || !message.contains("n") || !message["t"].is_string() ||
+      !message["n"].is_string()) {
     log::warn("realtime bus: unreadable message", {{"size", text.size()}});
     return;
   }
@@ -274,6 +275,14 @@ void Hub::hello() {
 }
 
 void Hub::goodbye() { send({{"t", "bye"}, {"n", node_}}); }
+
+void Hub::clear() {
+  std::unordered_map<std::string, LocalChannel> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    dropped.swap(channels_);
+  }
+}
 
 ChannelInfo Hub::info(const std::string& channel) {
   std::lock_guard lock(mutex_);

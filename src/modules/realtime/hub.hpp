@@ -63,6 +63,9 @@ class Hub {
   void hello();
   void goodbye();
 
+  // Lets go of every local subscriber (at shutdown, while their I/O
+  // contexts still exist).
+  void clear();
   ChannelInfo info(const std::string& channel);
   std::vector<std::pair<std::string, ChannelInfo>> list(const std::string& prefix);
   std::vector<Member> members(const std::string& channel);

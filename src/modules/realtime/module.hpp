@@ -94,6 +94,9 @@ class Realtime {
   // After shutdown(): waits until every socket has finished its closing
   // handshake or `timeout` passes; true when all are closed.
   bool wait_closed(std::chrono::milliseconds timeout);
+  // After the server's I/O threads stopped and before its io_contexts go:
+  // drops the sockets that never finished closing.
+  void release();
 
   // Publishes to a channel on every node. `data` is sent as the protocol
   // wants it: a JSON-encoded string. `except_socket` does not receive it.

@@ -96,6 +96,12 @@ bool Realtime::wait_closed(std::chrono::milliseconds timeout) {
   return true;
 }
 
+void Realtime::release() {
+  hub_->clear();
+  std::lock_guard lock(sockets_->mutex);
+  sockets_->live.clear();
+}
+
 bool Realtime::register_socket(const std::shared_ptr<Connection>& c) {
   std::lock_guard lock(sockets_->mutex);
   if (sockets_->live.size() >= options_.max_connections) return false;

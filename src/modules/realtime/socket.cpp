@@ -229,8 +229,19 @@ awaitable<void> Connection::run(api::Message request) {
     auto data = buffer.data();
     handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
   }
-  if (ec == websocket::error::message_too_big)
+  if (ec == websocket::error::message_too_big) {
     log::info("realtime: frame over the limit; closed 1009", {{"socket_id", id_}, {"peer", peer_}});
+    // Beast has sent the 1009 close; closing with the rest of the frame
+    // unread would reset the connection and lose it. Read and drop what the
+    // client still sends, briefly.
+    auto& stream = beast::get_lowest_layer(s.ws);
+    stream.expires_after(std::chrono::seconds(2));
+    char scratch[16384];
+    boost::system::error_code drain;
+    size_t drained = 0;
+    while (!drain && drained < (8u << 20))
+      drained += co_await stream.async_read_some(asio::buffer(scratch), asio::redirect_error(use_awaitable, drain));
+  }
   // Leave every channel (member_removed where this was the user's last socket).
   for (const auto& channel : s.channels) {
     auto user = s.presence_user.find(channel);
