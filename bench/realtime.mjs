@@ -73,6 +73,20 @@ function connect(port, channel, onEvent) {
   });
 }
 
+// Ten subscribers to `channel` in two worker threads (so that they keep up);
+// resolves once all are subscribed, with report() → {delivered, closes}.
+async function tenSubscribers(port, channel) {
+  const workers = [0, 1].map(() => new Worker(new URL('./realtime-subscribers.mjs', import.meta.url),
+    { workerData: { port, channel, count: 5 } }));
+  await Promise.all(workers.map((w) => new Promise((r) => w.once('message', r))));
+  return {
+    async report() {
+      const parts = await Promise.all(workers.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('report'); })));
+      return { delivered: parts.reduce((n, r) => n + r.delivered, 0), closes: parts.flatMap((r) => r.closes) };
+    },
+  };
+}
+
 function percentile(sorted, p) { return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]; }
 
 const { proc, port, dir } = await startServer();
@@ -99,8 +113,9 @@ try {
   const onEvent = (f) => { if (f.event === 'message') latencies.push(performance.now() - JSON.parse(f.data).t); };
   const parties = [await connect(port, 'conversation-bench', onEvent), await connect(port, 'conversation-bench', onEvent)];
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  const publish = (n) => new Promise((resolve, reject) => {
-    const body = JSON.stringify({ name: 'message', channels: ['conversation-bench'], data: JSON.stringify({ n, t: performance.now() }) });
+  // One signed publish through the HTTP API.
+  const publish = (channel, name, data) => new Promise((resolve, reject) => {
+    const body = JSON.stringify({ name, channels: [channel], data: JSON.stringify(data) });
     const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: signedPath('POST', '/apps/souq/events', body), agent,
       headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
       res.resume();
@@ -109,16 +124,21 @@ try {
     req.on('error', reject);
     req.end(body);
   });
+  // Open loop: `count` publishes at `rate` a second, whatever the answers
+  // take; resolves with the seconds it took to send them all.
+  const paced = async (rate, count, send) => {
+    const begin = performance.now(), pending = [];
+    for (let i = 0; i < count; i++) {
+      const wait = begin + (i * 1000) / rate - performance.now();
+      if (wait > 1) await sleep(wait);
+      pending.push(send(i));
+    }
+    await Promise.all(pending);
+    return (performance.now() - begin) / 1000;
+  };
   const total = RATE * SECONDS;
-  const pending = [];
   const t0 = performance.now();
-  for (let n = 0; n < total; n++) {
-    const due = t0 + (n * 1000) / RATE;
-    const wait = due - performance.now();
-    if (wait > 1) await sleep(wait);
-    pending.push(publish(n));
-  }
-  await Promise.all(pending);
+  await paced(RATE, total, (n) => publish('conversation-bench', 'message', { n, t: performance.now() }));
   await sleep(1000);
   const sorted = latencies.slice().sort((a, b) => a - b);
   const achieved = total / ((performance.now() - t0 - 1000) / 1000);
@@ -130,41 +150,20 @@ try {
   // 3a. Sustained rate with every delivery made: open-loop publishes at
   // rising rates to 10 subscribers (worker threads), until one is lost or
   // the publisher cannot keep the rate.
-  const tick = (n) => new Promise((resolve, reject) => {
-    const body = JSON.stringify({ name: 'tick', channels: ['sustained'], data: JSON.stringify({ n }) });
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: signedPath('POST', '/apps/souq/events', body), agent,
-      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`publish: ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
   for (const rate of [2000, 4000, 8000, 12000, 16000]) {
-    const subs = [0, 1].map(() => new Worker(new URL('./realtime-subscribers.mjs', import.meta.url),
-      { workerData: { port, channel: 'sustained', count: 5 } }));
-    await Promise.all(subs.map((w) => new Promise((r) => w.once('message', r))));
-    const n = rate * 3, begin = performance.now(), sent = [];
-    for (let i = 0; i < n; i++) {
-      const wait = begin + (i * 1000) / rate - performance.now();
-      if (wait > 1) await sleep(wait);
-      sent.push(tick(i));
-    }
-    await Promise.all(sent);
-    const took = (performance.now() - begin) / 1000;
+    const subs = await tenSubscribers(port, 'sustained');
+    const n = rate * 3;
+    const took = await paced(rate, n, (i) => publish('sustained', 'tick', { n: i }));
     await sleep(1500);
-    const reports = await Promise.all(subs.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('report'); })));
-    const got = reports.reduce((x, r) => x + r.delivered, 0);
+    const { delivered: got, closes } = await subs.report();
     console.log(`sustained: ${n} publishes asked at ${rate}/s, sent at ${(n / took).toFixed(0)}/s → ${got}/${n * 10} deliveries to 10 subscribers` +
-      `${reports.some((r) => r.closes.length) ? ' (subscribers closed)' : ''}`);
+      `${closes.length ? ' (subscribers closed)' : ''}`);
     if (got < n * 10) break;
   }
 
   // 3. Publish throughput, 10 subscribers (in two worker threads, so that
   // they keep up), wrk over 50 connections.
-  const workers = [0, 1].map(() => new Worker(new URL('./realtime-subscribers.mjs', import.meta.url),
-    { workerData: { port, channel: 'throughput', count: 5 } }));
-  await Promise.all(workers.map((w) => new Promise((r) => w.once('message', r))));
+  const ten = await tenSubscribers(port, 'throughput');
   const body = JSON.stringify({ name: 'tick', channels: ['throughput'], data: '{"price":1250}' });
   const script = path.join(dir, 'publish.lua');
   fs.writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`);
@@ -175,9 +174,7 @@ try {
     w.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}`))));
   });
   await sleep(2000);
-  const reports = await Promise.all(workers.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('report'); })));
-  const delivered = reports.reduce((n, r) => n + r.delivered, 0);
-  const closes = reports.flatMap((r) => r.closes);
+  const { delivered, closes } = await ten.report();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
   const requests = Number(/(\d+) requests in/.exec(out)[1]);
   const p99 = /^\s+99%\s+(\S+)/m.exec(out)[1];

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <set>
 #include <sstream>
 
 namespace souq::app {
@@ -139,26 +138,17 @@ void Modules::open_conversations_about_subjects() {
 // Domain events that reach the people they concern as they happen, on
 // their own channel private-user.{id}, named as the event is.
 void Modules::route_to_user_channels(jobs::Outbox& outbox) {
-  auto to = [](std::vector<std::string> keys) {
-    return [keys = std::move(keys)](const json& event) {
-      std::vector<realtime::Delivery> out;
-      std::vector<std::string> sent;
-      for (const auto& key : keys) {
-        if (!event.contains(key) || !event[key].is_string()) continue;
-        std::string user = event[key];
-        if (std::find(sent.begin(), sent.end(), user) != sent.end()) continue;
-        sent.push_back(user);
-        out.push_back({"private-user." + user, "", event});
-      }
-      return out;
-    };
-  };
-  auto named = [](const std::string& type, realtime::EventRoute route) {
-    return [type, route = std::move(route)](const json& event) {
-      auto out = route(event);
-      for (auto& d : out) d.event = type;
-      return out;
-    };
+  // The event, named `name`, on the channel of each user the payload names
+  // under `keys` (each user once).
+  auto to_users = [](const json& event, const std::vector<std::string>& keys, const std::string& name) {
+    std::vector<realtime::Delivery> out;
+    for (const auto& key : keys) {
+      if (!event.contains(key) || !event[key].is_string()) continue;
+      std::string channel = "private-user." + event[key].get<std::string>();
+      if (std::none_of(out.begin(), out.end(), [&](const auto& d) { return d.channel == channel; }))
+        out.push_back({channel, name, event});
+    }
+    return out;
   };
   const std::vector<std::pair<std::string, std::vector<std::string>>> table = {
       {"offer.created", {"buyer_id"}},     {"offer.withdrawn", {"buyer_id"}},
@@ -167,17 +157,13 @@ void Modules::route_to_user_channels(jobs::Outbox& outbox) {
       {"request.expired", {"buyer_id"}},   {"request.cancelled", {"buyer_id"}},
       {"rating.created", {"ratee_id"}},
   };
-  for (const auto& [type, keys] : table) realtime.route(outbox, type, named(type, to(keys)));
+  for (const auto& [type, keys] : table)
+    realtime.route(outbox, type, [to_users, type = type, keys = keys](const json& e) { return to_users(e, keys, type); });
   // Deal transitions (every process's transactions): both parties, as
   // "<kind>.<transition>" (deal.created, deal.completed …).
-  std::set<std::string> kinds = {"deal"};
-  for (const auto& kind : kinds)
-    realtime.route(outbox, kind + ".*", [to](const json& event) {
-      auto out = to({"buyer_id", "seller_id"})(event);
-      std::string name = event.value("kind", "deal") + "." + event.value("transition", "created");
-      for (auto& d : out) d.event = name;
-      return out;
-    });
+  realtime.route(outbox, "deal.*", [to_users](const json& e) {
+    return to_users(e, {"buyer_id", "seller_id"}, e.value("kind", "deal") + "." + e.value("transition", "created"));
+  });
 }
 
 void Modules::register_routes(api::Router& router, BlockingPool& blocking, BlockingPool& cpu) {

@@ -26,6 +26,10 @@ std::string participants_key(std::vector<Participant> people) {
   return key;
 }
 
+bool includes(const std::vector<Participant>& people, const std::string& user_id) {
+  return std::any_of(people.begin(), people.end(), [&](const Participant& p) { return p.user_id == user_id; });
+}
+
 std::vector<std::string> recipients(const std::vector<Participant>& people, const std::optional<std::string>& sender) {
   std::vector<std::string> out;
   for (const auto& p : people)
@@ -79,8 +83,7 @@ std::optional<std::vector<Participant>> Chat::participants_of(db::Tx& tx, const 
 std::vector<Participant> Chat::require_participant(db::Tx& tx, const std::string& conversation_id,
                                                    const identity::Principal& who) {
   auto people = participants_of(tx, conversation_id);
-  if (!people || std::none_of(people->begin(), people->end(), [&](const auto& p) { return p.user_id == who.user_id; }))
-    throw ApiError::not_found("No such conversation.");
+  if (!people || !includes(*people, who.user_id)) throw ApiError::not_found("No such conversation.");
   return *people;
 }
 
@@ -117,7 +120,7 @@ std::pair<json, bool> Chat::open(const identity::Principal& who, const std::stri
   }
   return db_.write([&](db::Tx& tx) {
     auto people = resolver->second(tx, who, subject_id);
-    if (!people || std::none_of(people->begin(), people->end(), [&](const auto& p) { return p.user_id == who.user_id; }))
+    if (!people || !includes(*people, who.user_id))
       throw ApiError::not_found("No such " + subject_type + " to talk about.");
     bool created = false;
     std::string id = find_or_create(tx, subject_type, subject_id, *people, who.user_id, created);
@@ -230,12 +233,6 @@ json Chat::insert_message(db::Tx& tx, const std::string& conversation_id, const 
                           const std::optional<std::string>& sender, const std::string& kind, const std::string& body,
                           const std::vector<std::string>& attachment_ids, const std::string& client_id,
                           const std::string& request_id) {
-  // The conversation row is locked first, so that its messages commit in
-  // the order of their ids (PostgreSQL; SQLite's writer is single anyway):
-  // read markers and unread counts rely on it.
-  // (Across nodes, ids follow each node's clock; pointers below only move
-  // forward, so a node whose clock lags cannot move them back.)
-  tx.query_one(std::string("SELECT id FROM conversations WHERE id = $1") + std::string(tx.for_update()), {conversation_id});
   std::string id = new_id("msg"), t = now_text();
   tx.exec("INSERT INTO messages (id, conversation_id, sender_id, kind, body, attachments, client_id, created_at)"
           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -274,20 +271,12 @@ json Chat::insert_message(db::Tx& tx, const std::string& conversation_id, const 
   // Realtime at once after the commit, not through the queue: a chat line
   // should not wait for a worker. (At most once, like every realtime
   // delivery; clients catch up from the history after reconnecting.)
-  tx.after_commit([this, conversation_id, message] {
-    realtime_.publish("private-conversation." + conversation_id, "message.created", message);
-    realtime_.publish("presence-conversation." + conversation_id, "message.created", message);
-  });
+  tx.after_commit([this, conversation_id, message] { publish_to_conversation(conversation_id, "message.created", message); });
   return message;
 }
 
 std::pair<json, bool> Chat::post(const identity::Principal& who, const std::string& conversation_id,
                                  const NewMessage& m, const std::string& request_id) {
-  auto earlier = [&](db::Tx& tx) {
-    return tx.query_one(std::string("SELECT ") + kMessageColumns +
-                            " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_id = $3",
-                        {conversation_id, who.user_id, m.client_id});
-  };
   try {
     return post_once(who, conversation_id, m, request_id);
   } catch (const db::ConstraintError& e) {
@@ -295,7 +284,7 @@ std::pair<json, bool> Chat::post(const identity::Principal& who, const std::stri
     if (e.kind() != db::ConstraintError::Kind::unique || m.client_id.empty()) throw;
     auto error = std::current_exception();
     return db_.read([&](db::Tx& tx) {
-      auto row = earlier(tx);
+      auto row = by_client_id(tx, conversation_id, who.user_id, m.client_id);
       if (!row) std::rethrow_exception(error);
       return std::make_pair(message_json(tx, *row), false);
     });
@@ -308,12 +297,9 @@ std::pair<json, bool> Chat::post_once(const identity::Principal& who, const std:
     auto people = require_participant(tx, conversation_id, who);
     // Locked before looking for the client_id, so that a retry waits for
     // the first attempt to commit and then finds it.
-    tx.query_one(std::string("SELECT id FROM conversations WHERE id = $1") + std::string(tx.for_update()),
-                 {conversation_id});
+    lock_conversation(tx, conversation_id);
     if (!m.client_id.empty())
-      if (auto earlier = tx.query_one(std::string("SELECT ") + kMessageColumns +
-                                          " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_id = $3",
-                                      {conversation_id, who.user_id, m.client_id}))
+      if (auto earlier = by_client_id(tx, conversation_id, who.user_id, m.client_id))
         return std::make_pair(message_json(tx, *earlier), false);
     return std::make_pair(insert_message(tx, conversation_id, people, who.user_id, "text", m.body, m.attachment_ids,
                                          m.client_id, request_id),
@@ -326,7 +312,24 @@ void Chat::post_system(db::Tx& tx, const std::string& subject_type, const std::s
                        const std::string& request_id) {
   bool created = false;
   std::string id = find_or_create(tx, subject_type, subject_id, participants, "", created);
+  lock_conversation(tx, id);
   insert_message(tx, id, participants, std::nullopt, "system", text, {}, "", request_id);
+}
+
+void Chat::lock_conversation(db::Tx& tx, const std::string& conversation_id) {
+  tx.query_one(std::string("SELECT id FROM conversations WHERE id = $1") + std::string(tx.for_update()), {conversation_id});
+}
+
+std::optional<db::Row> Chat::by_client_id(db::Tx& tx, const std::string& conversation_id, const std::string& sender,
+                                          const std::string& client_id) {
+  return tx.query_one(std::string("SELECT ") + kMessageColumns +
+                          " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_id = $3",
+                      {conversation_id, sender, client_id});
+}
+
+void Chat::publish_to_conversation(const std::string& conversation_id, const std::string& event, const json& data) {
+  realtime_.publish("private-conversation." + conversation_id, event, data);
+  realtime_.publish("presence-conversation." + conversation_id, event, data);
 }
 
 Page Chat::messages(db::Tx& tx, const std::string& conversation_id, const identity::Principal& who,
@@ -380,8 +383,7 @@ json Chat::mark_read(const identity::Principal& who, const std::string& conversa
       json receipt = {{"conversation_id", conversation_id}, {"user_id", who.user_id}, {"last_read_message_id", target},
                       {"read_at", t}};
       tx.after_commit([this, conversation_id, receipt] {
-        realtime_.publish("private-conversation." + conversation_id, "conversation.read", receipt);
-        realtime_.publish("presence-conversation." + conversation_id, "conversation.read", receipt);
+        publish_to_conversation(conversation_id, "conversation.read", receipt);
       });
       current = target;
     }

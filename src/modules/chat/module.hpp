@@ -102,6 +102,16 @@ class Chat {
                                                const identity::Principal& who);
   std::string find_or_create(db::Tx& tx, const std::string& subject_type, const std::string& subject_id,
                              const std::vector<Participant>& participants, const std::string& created_by, bool& created);
+  // Locks the conversation row: its messages then commit in the order of
+  // their ids (PostgreSQL; SQLite's writer is single anyway), which read
+  // markers and unread counts rely on. Across nodes ids follow each node's
+  // clock; pointers only move forward, so a lagging clock cannot move them back.
+  static void lock_conversation(db::Tx& tx, const std::string& conversation_id);
+  static std::optional<db::Row> by_client_id(db::Tx& tx, const std::string& conversation_id, const std::string& sender,
+                                             const std::string& client_id);
+  // On both channels of the conversation (private- and presence-).
+  void publish_to_conversation(const std::string& conversation_id, const std::string& event, const json& data);
+  // Call with the conversation locked (lock_conversation).
   json insert_message(db::Tx& tx, const std::string& conversation_id, const std::vector<Participant>& participants,
                       const std::optional<std::string>& sender, const std::string& kind, const std::string& body,
                       const std::vector<std::string>& attachment_ids, const std::string& client_id,

@@ -105,47 +105,65 @@ json describe(const std::string& channel, const ChannelInfo& info, const std::ve
   return out;
 }
 
-// Publishes one event of the HTTP API; returns the channels' info when asked.
-json trigger(Realtime& realtime, const json& e, const std::string& where) {
-  if (!e.is_object()) throw ApiError::validation({{where, "must be an object"}});
+// One event of the HTTP API, checked whole before anything is published.
+struct Trigger {
+  std::string name, data, except;
+  std::vector<std::string> channels;
+  std::vector<std::string> fields;  // info asked for
+};
+
+// `where` prefixes the names of faulty fields ("batch.2."); a batch event
+// names one `channel`, an event `channels` (or `channel`).
+Trigger parse_trigger(const json& e, const std::string& where, bool batch) {
+  if (!e.is_object()) throw ApiError::validation({{where.empty() ? "body" : where, "must be an object"}});
   json problems = json::object();
+  Trigger t;
   if (!e.contains("name") || !e["name"].is_string() || e["name"].get<std::string>().empty() ||
       e["name"].get<std::string>().size() > 200)
     problems[where + "name"] = "must be an event name of 1 to 200 characters";
+  else
+    t.name = e["name"];
   if (!e.contains("data") || !e["data"].is_string())
     problems[where + "data"] = "must be a string (JSON-encode objects)";
   else if (e["data"].get<std::string>().size() > kMaxData)
     throw ApiError(413, "payload_too_large", "Event data is limited to 10 KiB.", {{"max_bytes", kMaxData}});
-  std::vector<std::string> channels;
-  if (e.contains("channels") && e["channels"].is_array()) {
+  else
+    t.data = e["data"];
+  if (!batch && e.contains("channels") && e["channels"].is_array()) {
     for (const auto& c : e["channels"])
-      if (c.is_string()) channels.push_back(c);
+      if (c.is_string()) t.channels.push_back(c);
       else problems[where + "channels"] = "must be channel names";
   } else if (e.contains("channel") && e["channel"].is_string()) {
-    channels.push_back(e["channel"]);
+    t.channels.push_back(e["channel"]);
   }
-  if (channels.empty() || channels.size() > kMaxChannels)
-    problems[where + "channels"] = "must name 1 to 100 channels";
-  for (const auto& c : channels)
-    if (!valid_channel(c)) problems[where + "channels"] = "must be 1 to 164 of A-Z a-z 0-9 _ - = @ , . ;";
-  std::string except;
+  const char* channels_field = batch ? "channel" : "channels";
+  if (t.channels.empty() || t.channels.size() > kMaxChannels)
+    problems[where + channels_field] = batch ? "must name a channel" : "must name 1 to 100 channels";
+  for (const auto& c : t.channels)
+    if (!valid_channel(c)) problems[where + channels_field] = "must be 1 to 164 of A-Z a-z 0-9 _ - = @ , . ;";
   if (e.contains("socket_id")) {
     if (!e["socket_id"].is_string() || !valid_socket_id(e["socket_id"].get<std::string>()))
       problems[where + "socket_id"] = "must be a socket id";
     else
-      except = e["socket_id"];
+      t.except = e["socket_id"];
   }
-  std::vector<std::string> fields;
   if (e.contains("info")) {
     if (!e["info"].is_string()) problems[where + "info"] = "must be a comma-separated list";
-    else fields = info_fields(e["info"]);
+    else t.fields = info_fields(e["info"]);
+    for (const auto& f : t.fields)
+      for (const auto& c : t.channels)
+        if (f == "user_count" && !is_presence(c)) problems[where + "info"] = "user_count is only for presence channels";
   }
   if (!problems.empty()) throw ApiError::validation(problems);
-  std::string name = e["name"], data = e["data"];
-  for (const auto& c : channels) realtime.publish_raw(c, name, data, except);
-  if (fields.empty()) return json::object();
+  return t;
+}
+
+// Publishes it; returns the channels' info when asked.
+json publish_trigger(Realtime& realtime, const Trigger& t) {
+  for (const auto& c : t.channels) realtime.publish_raw(c, t.name, t.data, t.except);
   json info = json::object();
-  for (const auto& c : channels) info[c] = describe(c, realtime.channel_info(c), fields);
+  if (!t.fields.empty())
+    for (const auto& c : t.channels) info[c] = describe(c, realtime.channel_info(c), t.fields);
   return info;
 }
 
@@ -199,7 +217,7 @@ void register_routes(api::Router& router, Realtime& realtime, identity::Identity
   // The Pusher HTTP API, for the operator's back end and Pusher's server libraries.
   router.post("/apps/{app_id}/events", [&](api::Request& req) -> awaitable<api::Response> {
     verify_signed(req, realtime);
-    json info = trigger(realtime, parse_json(req.message.body()), "");
+    json info = publish_trigger(realtime, parse_trigger(parse_json(req.message.body()), "", false));
     co_return pusher_json(req, info.empty() ? json::object() : json{{"channels", info}});
   }, {.raw_body = true});
 
@@ -210,29 +228,15 @@ void register_routes(api::Router& router, Realtime& realtime, identity::Identity
         body["batch"].size() > kMaxBatch)
       throw ApiError::validation({{"batch", "must be a list of 1 to 10 events"}});
     // Every event is checked before any is published.
-    for (size_t i = 0; i < body["batch"].size(); ++i) {
-      json copy = body["batch"][i];
-      if (copy.is_object() && copy.contains("data") && copy["data"].is_string() &&
-          copy["data"].get<std::string>().size() > kMaxData)
-        throw ApiError(413, "payload_too_large", "Event data is limited to 10 KiB.", {{"max_bytes", kMaxData}});
-    }
+    std::vector<Trigger> batch;
+    for (size_t i = 0; i < body["batch"].size(); ++i)
+      batch.push_back(parse_trigger(body["batch"][i], "batch." + std::to_string(i) + ".", true));
     json results = json::array();
     bool any_info = false;
-    for (size_t i = 0; i < body["batch"].size(); ++i) {
-      const auto& e = body["batch"][i];
-      if (!e.is_object() || !e.contains("channel") || !e["channel"].is_string() || !valid_channel(e["channel"].get<std::string>()) ||
-          !e.contains("name") || !e["name"].is_string() || !e.contains("data") || !e["data"].is_string())
-        throw ApiError::validation({{"batch." + std::to_string(i), "needs channel, name and data (a string)"}});
-    }
-    for (size_t i = 0; i < body["batch"].size(); ++i) {
-      json info = trigger(realtime, body["batch"][i], "batch." + std::to_string(i) + ".");
-      const auto& e = body["batch"][i];
-      if (e.contains("info")) {
-        any_info = true;
-        results.push_back(info.empty() ? json::object() : info[e["channel"].get<std::string>()]);
-      } else {
-        results.push_back(json::object());
-      }
+    for (const auto& t : batch) {
+      json info = publish_trigger(realtime, t);
+      any_info = any_info || !t.fields.empty();
+      results.push_back(t.fields.empty() ? json::object() : info[t.channels.front()]);
     }
     co_return pusher_json(req, any_info ? json{{"batch", results}} : json::object());
   }, {.raw_body = true});

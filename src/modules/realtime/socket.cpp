@@ -25,14 +25,12 @@ std::string make_socket_id() {
   return std::to_string(randombytes_uniform(1000000000u) + 1) + "." + std::to_string(randombytes_uniform(1000000000u) + 1);
 }
 
+// A query parameter of the upgrade request (nullopt also when badly encoded).
 std::optional<std::string> query_value(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto part = query.substr(0, amp);
-    auto eq = part.find('=');
-    if (part.substr(0, eq) == name) return std::string(eq == std::string_view::npos ? "" : part.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
+  try {
+    for (auto& [k, v] : api::parse_form(query))
+      if (k == name) return v;
+  } catch (const ApiError&) {
   }
   return std::nullopt;
 }
