@@ -61,6 +61,15 @@ struct Config {
   std::string twilio_account_sid;
   std::string twilio_auth_token;
   std::string twilio_from;
+  // notifications: push and email
+  std::string push_provider = "dev";
+  std::string fcm_credentials;
+  std::string fcm_base_url = "https://fcm.googleapis.com";
+  std::string fcm_token_url;
+  std::string email_provider = "dev";
+  std::string smtp_url;
+  std::string smtp_user, smtp_password;
+  std::string email_from = "Souq <no-reply@souq.localhost>";
 };
 
 }  // namespace souq::app

@@ -42,6 +42,30 @@ void add_sms(CLI::App* cmd, Config& c) {
       ->envname("SOUQ_TWILIO_FROM");
 }
 
+void add_notifications(CLI::App* cmd, Config& c) {
+  cmd->add_option("--push-provider", c.push_provider, "dev (records, sends nothing) or fcm (Firebase Cloud Messaging HTTP v1)")
+      ->envname("SOUQ_PUSH_PROVIDER")
+      ->check(CLI::IsMember({"dev", "fcm"}))
+      ->capture_default_str();
+  cmd->add_option("--fcm-credentials", c.fcm_credentials, "Google service-account JSON file for FCM")
+      ->envname("SOUQ_FCM_CREDENTIALS")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--fcm-base-url", c.fcm_base_url, "FCM API base URL")->envname("SOUQ_FCM_BASE_URL")->capture_default_str();
+  cmd->add_option("--fcm-token-url", c.fcm_token_url, "OAuth2 token endpoint (default: the credentials' token_uri)")
+      ->envname("SOUQ_FCM_TOKEN_URL");
+  cmd->add_option("--email-provider", c.email_provider, "dev (records, sends nothing) or smtp")
+      ->envname("SOUQ_EMAIL_PROVIDER")
+      ->check(CLI::IsMember({"dev", "smtp"}))
+      ->capture_default_str();
+  cmd->add_option("--smtp-url", c.smtp_url, "smtp://host:port (STARTTLS when offered) or smtps://host:port")
+      ->envname("SOUQ_SMTP_URL");
+  cmd->add_option("--smtp-user", c.smtp_user, "SMTP user name")->envname("SOUQ_SMTP_USER");
+  cmd->add_option("--smtp-password", c.smtp_password, "SMTP password")->envname("SOUQ_SMTP_PASSWORD");
+  cmd->add_option("--email-from", c.email_from, "Sender of notification emails: \"Name <address>\"")
+      ->envname("SOUQ_EMAIL_FROM")
+      ->capture_default_str();
+}
+
 void add_processes(CLI::App* cmd, Config& c) {
   cmd->add_option("--processes", c.processes_dir,
                   "Folder of process definitions (*.json) beside the built-in ones; a faulty one stops start-up")
@@ -95,6 +119,7 @@ int main(int argc, char** argv) {
   add_common(serve, c);
   add_workers(serve, c);
   add_sms(serve, c);
+  add_notifications(serve, c);
   add_processes(serve, c);
   add_realtime(serve, c);
   add_storage(serve, c);
@@ -237,6 +262,7 @@ int main(int argc, char** argv) {
   add_common(worker, c);
   add_workers(worker, c);
   add_sms(worker, c);
+  add_notifications(worker, c);
   add_processes(worker, c);
   add_realtime(worker, c);
   add_storage(worker, c);

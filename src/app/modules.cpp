@@ -49,6 +49,20 @@ realtime::Options realtime_options(const Config& c) {
   return o;
 }
 
+notifications::Options notifications_options(const Config& c) {
+  notifications::Options o;
+  o.push_provider = c.push_provider;
+  o.fcm_credentials = c.fcm_credentials;
+  o.fcm_base_url = c.fcm_base_url;
+  o.fcm_token_url = c.fcm_token_url;
+  o.email_provider = c.email_provider;
+  o.smtp_url = c.smtp_url;
+  o.smtp_user = c.smtp_user;
+  o.smtp_password = c.smtp_password;
+  o.email_from = c.email_from;
+  return o;
+}
+
 void register_all_actions(transactions::Actions& actions) {
   transactions::register_actions(actions);
   marketplace::Marketplace::register_actions(actions);
@@ -74,6 +88,9 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
       realtime(db, identity, realtime_options(config)),
       files(storage::local_folder(config.storage_dir)),
       chat(db, outbox, identity, realtime, *files, chat_options(config)),
+      push(notifications::make_push_provider(notifications_options(config))),
+      email(notifications::make_email_provider(notifications_options(config))),
+      notifications(db, queue, identity, realtime, *push, *email),
       sms_(sms) {
   identity.start();
   identity.use_sms(sms_);
@@ -106,6 +123,90 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   chat.register_policies();
   open_conversations_about_subjects();
   reports.add_target("message", [this](db::Tx& tx, const std::string& id) { return chat.sender_of(tx, id); });
+  notifications.register_jobs();
+  tell_people(outbox);
+}
+
+// Who hears of what (ARCHITECTURE.md: consumers of the outbox). Each notice
+// names its template types, most specific first; the payload supplies the
+// variables and the ids the client needs to open the right screen.
+void Modules::tell_people(jobs::Outbox& outbox) {
+  using notifications::Notice;
+  // One notice for the user the payload names under `to`.
+  auto tell = [](const json& e, const std::string& to, std::vector<std::string> types,
+                 const std::vector<std::string>& ids) {
+    std::vector<Notice> out;
+    if (!e.contains(to) || !e[to].is_string()) return out;
+    Notice n;
+    n.user_id = e[to];
+    n.types = std::move(types);
+    n.vars = e;
+    for (const auto& key : ids)
+      if (e.contains(key) && e[key].is_string()) n.data[key] = e[key];
+    out.push_back(std::move(n));
+    return out;
+  };
+  const std::vector<std::string> offer_ids = {"offer_id", "request_id", "deal_id"};
+  const std::vector<std::tuple<std::string, std::string>> simple = {
+      {"offer.created", "buyer_id"}, {"offer.withdrawn", "buyer_id"}, {"offer.expired", "seller_id"}};
+  for (const auto& [type, to] : simple)
+    notifications.on(outbox, type, [tell, offer_ids, type = type, to = to](const json& e) { return tell(e, to, {type}, offer_ids); });
+  // The accepted seller hears once, whether this or the deal's own "created"
+  // notice comes first: both carry the deal's key.
+  notifications.on(outbox, "offer.accepted", [tell, offer_ids](const json& e) {
+    auto out = tell(e, "seller_id", {"offer.accepted"}, offer_ids);
+    for (auto& n : out) n.dedupe_key = e.value("deal_id", "") + ":created";
+    return out;
+  });
+  notifications.on(outbox, "offer.rejected", [tell, offer_ids](const json& e) {
+    return tell(e, "seller_id", {"offer.rejected." + e.value("reason", ""), "offer.rejected"}, offer_ids);
+  });
+  notifications.on(outbox, "request.expired",
+                   [tell](const json& e) { return tell(e, "buyer_id", {"request.expired"}, {"request_id"}); });
+  notifications.on(outbox, "rating.created",
+                   [tell](const json& e) { return tell(e, "ratee_id", {"rating.created"}, {"rating_id", "transaction_id"}); });
+  notifications.on(outbox, "report.decided", [tell](const json& e) {
+    std::string decision = e.value("decision", "");
+    if (decision != "warn" && decision != "suspend") return std::vector<Notice>{};
+    return tell(e, "owner_id", {"report.decided." + decision, "report.decided"}, {"report_id"});
+  });
+  // Steps of transactions: the process's notify action names the parties.
+  notifications.on(outbox, "notification.requested", [](const json& e) {
+    std::vector<Notice> out;
+    std::string kind = e.value("kind", "deal"), txn = e.value("transaction_id", "");
+    for (const auto& recipient : e.value("recipients", json::array())) {
+      if (!recipient.is_string()) continue;
+      Notice n;
+      n.user_id = recipient;
+      n.types = {e.value("template", kind + "." + e.value("transition", "")), "transaction.updated"};
+      n.category = kind == "order" ? "orders" : "deals";
+      n.vars = e;
+      n.data = {{"transaction_id", txn}, {"kind", kind}, {"transition", e.value("transition", "")}};
+      if (e.value("transition", "") == "created") n.dedupe_key = txn + ":created";
+      out.push_back(std::move(n));
+    }
+    return out;
+  });
+  // A chat line: a push to each participant who has no socket open (seed 000).
+  // System lines repeat what the transaction's own notices say.
+  notifications.on(outbox, "message.created", [](const json& e) {
+    std::vector<Notice> out;
+    if (!e.contains("sender_id") || !e["sender_id"].is_string()) return out;
+    std::string conversation = e.value("conversation_id", "");
+    bool text = !e.value("preview", "").empty();
+    for (const auto& recipient : e.value("recipients", json::array())) {
+      if (!recipient.is_string()) continue;
+      Notice n;
+      n.user_id = recipient;
+      n.types = {text ? "message.created" : "message.created.attachment"};
+      n.vars = e;
+      n.data = {{"conversation_id", conversation}, {"message_id", e.value("message_id", "")}};
+      n.only_when_away = true;
+      n.presence_channel = "presence-conversation." + conversation;
+      out.push_back(std::move(n));
+    }
+    return out;
+  });
 }
 
 // What people may talk about, and with whom.
@@ -175,6 +276,7 @@ void Modules::register_routes(api::Router& router, BlockingPool& blocking, Block
   reports::register_routes(router, reports, identity, policy, blocking);
   realtime::register_routes(router, realtime, identity, blocking);
   chat::register_routes(router, chat, identity, blocking);
+  notifications::register_routes(router, notifications, identity, blocking);
 }
 
 }  // namespace souq::app

@@ -12,6 +12,7 @@
 #include "modules/identity/module.hpp"
 #include "modules/identity/policy.hpp"
 #include "modules/marketplace/module.hpp"
+#include "modules/notifications/module.hpp"
 #include "modules/ratings/module.hpp"
 #include "modules/realtime/module.hpp"
 #include "modules/reports/module.hpp"
@@ -22,6 +23,7 @@ namespace souq::app {
 
 identity::Options identity_options(const Config& config);
 realtime::Options realtime_options(const Config& config);
+notifications::Options notifications_options(const Config& config);
 
 class Modules {
  public:
@@ -43,9 +45,13 @@ class Modules {
   realtime::Realtime realtime;
   std::unique_ptr<storage::Storage> files;
   chat::Chat chat;
+  std::unique_ptr<notifications::PushProvider> push;
+  std::unique_ptr<notifications::EmailProvider> email;
+  notifications::Notifications notifications;
 
  private:
   void route_to_user_channels(jobs::Outbox& outbox);
+  void tell_people(jobs::Outbox& outbox);
   void open_conversations_about_subjects();
   sms::Sms& sms_;
 };

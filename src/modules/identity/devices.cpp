@@ -64,4 +64,8 @@ void Identity::remove_device(const std::string& user_id, const std::string& devi
   if (!removed) throw ApiError::not_found("No such device on your account.");
 }
 
+bool Identity::forget_push_token(const std::string& push_token) {
+  return db_.write([&](db::Tx& tx) { return tx.exec("DELETE FROM devices WHERE push_token = $1", {push_token}) > 0; });
+}
+
 }  // namespace souq::identity

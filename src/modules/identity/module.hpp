@@ -168,6 +168,8 @@ class Identity {
   json devices(db::Tx& tx, const std::string& user_id);
   // 404 unless the device is the caller's.
   void remove_device(const std::string& user_id, const std::string& device_id);
+  // A push provider said this token reaches no installation any more.
+  bool forget_push_token(const std::string& push_token);
 
   // Moderation of people (admins). Each action is audited in its transaction.
   // `request_id` ties the audit entry to the request that made it.

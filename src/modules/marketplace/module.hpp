@@ -110,6 +110,8 @@ class Marketplace {
                                const std::string& request_id);
   // True when this seller has made an offer (of any status) on the request.
   static bool offered_on(db::Tx& tx, const std::string& request_id, const std::string& seller_id);
+  // The request's title, for the events that tell people about it.
+  static std::string title_of(db::Tx& tx, const std::string& request_id);
   // Requests changed in this transaction: cached list pages go at commit.
   void touched(db::Tx& tx) {
     tx.after_commit([this] { list_cache_.bump(); });

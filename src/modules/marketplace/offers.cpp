@@ -48,7 +48,7 @@ json Marketplace::create_offer(const identity::Principal& who, const json& f, co
   return db_.write([&](db::Tx& tx) {
     auto t = now();
     auto stamp = format_time(t);
-    auto req = tx.query_one("SELECT buyer_id, status, budget_min, budget_max, currency, expires_at FROM requests"
+    auto req = tx.query_one("SELECT buyer_id, status, budget_min, budget_max, currency, expires_at, title FROM requests"
                             " WHERE id = $1" + std::string(tx.for_update()),
                             {req_id});
     if (!req) throw ApiError::not_found("No such request.");
@@ -96,7 +96,7 @@ json Marketplace::create_offer(const identity::Principal& who, const json& f, co
     }
     outbox_.emit(tx, "offer.created",
                  {{"offer_id", id}, {"request_id", req_id}, {"buyer_id", req->text("buyer_id")}, {"seller_id", who.user_id},
-                  {"price", price}, {"currency", currency}},
+                  {"price", price}, {"currency", currency}, {"request_title", req->text("title")}},
                  id, request_id);
     return offer(tx, id, who);
   });
@@ -140,13 +140,18 @@ std::pair<json, json> Marketplace::offers_on(db::Tx& tx, const std::string& requ
   return db::page_of(rows, limit, [&](const db::Row& r) { return offer_json(r, people); });
 }
 
+std::string Marketplace::title_of(db::Tx& tx, const std::string& request_id) {
+  auto row = tx.query_one("SELECT title FROM requests WHERE id = $1", {request_id});
+  return row ? row->text("title") : std::string();
+}
+
 bool Marketplace::offered_on(db::Tx& tx, const std::string& request_id, const std::string& seller_id) {
   return bool(tx.query_one("SELECT 1 AS x FROM offers WHERE request_id = $1 AND seller_id = $2", {request_id, seller_id}));
 }
 
 json Marketplace::withdraw_offer(const identity::Principal& who, const std::string& id, const std::string& request_id) {
   return db_.write([&](db::Tx& tx) {
-    auto row = tx.query_one("SELECT o.seller_id, o.status, o.request_id, r.buyer_id FROM offers o"
+    auto row = tx.query_one("SELECT o.seller_id, o.status, o.request_id, r.buyer_id, r.title FROM offers o"
                             " JOIN requests r ON r.id = o.request_id WHERE o.id = $1",
                             {id});
     if (!row || (row->text("seller_id") != who.user_id && row->text("buyer_id") != who.user_id))
@@ -164,7 +169,8 @@ json Marketplace::withdraw_offer(const identity::Principal& who, const std::stri
     tx.exec("UPDATE requests SET offer_count = offer_count - 1, updated_at = $2 WHERE id = $1", {req_id, stamp});
     touched(tx);
     outbox_.emit(tx, "offer.withdrawn",
-                 {{"offer_id", id}, {"request_id", req_id}, {"buyer_id", row->text("buyer_id")}, {"seller_id", who.user_id}},
+                 {{"offer_id", id}, {"request_id", req_id}, {"buyer_id", row->text("buyer_id")}, {"seller_id", who.user_id},
+                  {"request_title", row->text("title")}},
                  id, request_id);
     return offer(tx, id, who);
   });
@@ -213,7 +219,8 @@ json Marketplace::accept_offer(const identity::Principal& who, const std::string
     tx.exec("UPDATE offers SET deal_id = $2 WHERE id = $1", {id, deal.id});
     outbox_.emit(tx, "offer.accepted",
                  {{"offer_id", id}, {"request_id", head->text("request_id")}, {"buyer_id", spec.buyer_id},
-                  {"seller_id", spec.seller_id}, {"deal_id", deal.id}, {"price", spec.amount}, {"currency", spec.currency}},
+                  {"seller_id", spec.seller_id}, {"deal_id", deal.id}, {"price", spec.amount}, {"currency", spec.currency},
+                  {"request_title", spec.title}},
                  id, request_id);
     return this->deal(tx, deal.id, who);
   });
@@ -223,11 +230,14 @@ void Marketplace::expire_offer(const std::string& id) {
   db_.write([&](db::Tx& tx) {
     auto stamp = now_text();
     auto row = tx.query_one("UPDATE offers SET status = 'expired', status_reason = 'offer_expired', updated_at = $2"
-                            " WHERE id = $1 AND status = 'pending' AND valid_until <= $2 RETURNING request_id, seller_id",
+                            " WHERE id = $1 AND status = 'pending' AND valid_until <= $2 RETURNING request_id, seller_id, price, currency",
                             {id, stamp});
     if (!row) return;
     outbox_.emit(tx, "offer.expired",
-                 {{"offer_id", id}, {"request_id", row->text("request_id")}, {"seller_id", row->text("seller_id")}}, id);
+                 {{"offer_id", id}, {"request_id", row->text("request_id")}, {"seller_id", row->text("seller_id")},
+                  {"price", row->integer("price")}, {"currency", row->text("currency")},
+                  {"request_title", title_of(tx, row->text("request_id"))}},
+                 id);
   });
 }
 
@@ -265,7 +275,7 @@ void Marketplace::register_actions(transactions::Actions& actions) {
                    ctx.outbox.emit(ctx.tx, "offer.rejected",
                                    {{"offer_id", r.text("id")}, {"request_id", o->text("request_id")},
                                     {"seller_id", r.text("seller_id")}, {"buyer_id", o->text("buyer_id")},
-                                    {"reason", "another_offer_accepted"}, {"deal_id", ctx.txn.id}},
+                                    {"reason", "another_offer_accepted"}, {"deal_id", ctx.txn.id}, {"request_title", ctx.txn.title}},
                                    r.text("id"), ctx.request_id);
                }});
 }

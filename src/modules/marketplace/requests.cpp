@@ -211,7 +211,7 @@ json Marketplace::update_request(const identity::Principal& who, const std::stri
 json Marketplace::cancel_request(const identity::Principal& who, const std::string& id, const std::string& reason,
                                  const std::string& request_id) {
   return db_.write([&](db::Tx& tx) {
-    auto row = tx.query_one("SELECT buyer_id, status, expires_at FROM requests WHERE id = $1" +
+    auto row = tx.query_one("SELECT buyer_id, status, expires_at, title FROM requests WHERE id = $1" +
                                 std::string(tx.for_update()),
                             {id});
     bool admin = who.has_role("admin");
@@ -231,7 +231,7 @@ json Marketplace::cancel_request(const identity::Principal& who, const std::stri
                                   {id, stamp}))
       outbox_.emit(tx, "offer.rejected",
                    {{"offer_id", o.text("id")}, {"request_id", id}, {"seller_id", o.text("seller_id")},
-                    {"buyer_id", row->text("buyer_id")}, {"reason", "request_cancelled"}},
+                    {"buyer_id", row->text("buyer_id")}, {"reason", "request_cancelled"}, {"request_title", row->text("title")}},
                    o.text("id"), request_id);
     outbox_.emit(tx, "request.cancelled",
                  {{"request_id", id}, {"buyer_id", row->text("buyer_id")}, {"by", own ? "buyer" : "operator"}}, id,
@@ -246,7 +246,7 @@ void Marketplace::expire_request(const std::string& id) {
   db_.write([&](db::Tx& tx) {
     auto stamp = now_text();
     auto row = tx.query_one("UPDATE requests SET status = 'expired', closed_at = $2, updated_at = $2"
-                            " WHERE id = $1 AND status = 'active' AND expires_at <= $2 RETURNING buyer_id",
+                            " WHERE id = $1 AND status = 'active' AND expires_at <= $2 RETURNING buyer_id, title",
                             {id, stamp});
     if (!row) return;  // accepted, cancelled, or given more time since
     touched(tx);
@@ -255,7 +255,10 @@ void Marketplace::expire_request(const std::string& id) {
                                   " updated_at = $2 WHERE request_id = $1 AND status = 'pending' RETURNING id, seller_id",
                                   {id, stamp}))
       offers.push_back({{"offer_id", o.text("id")}, {"seller_id", o.text("seller_id")}});
-    outbox_.emit(tx, "request.expired", {{"request_id", id}, {"buyer_id", row->text("buyer_id")}, {"offers", offers}}, id);
+    outbox_.emit(tx, "request.expired",
+                 {{"request_id", id}, {"buyer_id", row->text("buyer_id")}, {"offers", offers},
+                  {"request_title", row->text("title")}},
+                 id);
   });
 }
 

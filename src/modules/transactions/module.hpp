@@ -54,6 +54,7 @@ struct ActionContext {
   const std::string& request_id;
   const json& params;         // the action's parameters in the process
   jobs::Outbox& outbox;
+  const std::string& reason;  // the actor's reason for the step, if any
 };
 
 struct ActionSpec {
@@ -169,7 +170,8 @@ class Transactions {
   void record_history(db::Tx& tx, const Record& txn, const std::string& transition, const std::string& from,
                       const ActorRef& actor, const std::string& reason, const std::string& request_id);
   void run_actions(db::Tx& tx, const Record& txn, const std::vector<ActionCall>& calls, const std::string& transition,
-                   const std::string& from, const ActorRef& actor, const std::string& request_id);
+                   const std::string& from, const ActorRef& actor, const std::string& reason,
+                   const std::string& request_id);
   void schedule_timers(db::Tx& tx, const Record& txn, const std::string& request_id);
   json event_payload(const Record& txn) const;
   void fire_timer(const jobs::Job& job);

@@ -178,7 +178,11 @@ void register_actions(Actions& actions) {
                                   {"title", ctx.txn.title},
                                   {"amount", ctx.txn.amount},
                                   {"currency", ctx.txn.currency},
-                                  {"actor_type", ctx.actor.type}},
+                                  {"actor_type", ctx.actor.type},
+                                  {"actor_id", ctx.actor.user_id.empty() ? json(nullptr) : json(ctx.actor.user_id)},
+                                  {"buyer_id", ctx.txn.buyer_id},
+                                  {"seller_id", ctx.txn.seller_id},
+                                  {"reason", ctx.reason.empty() ? json(nullptr) : json(ctx.reason)}},
                                  ctx.txn.id, ctx.request_id);
                }});
 }

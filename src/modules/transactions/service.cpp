@@ -120,7 +120,7 @@ Record Transactions::create(db::Tx& tx, const CreateSpec& spec) {
   record_history(tx, r, "created", "", spec.actor, "", spec.request_id);
   // The transaction's own event first, then what its actions cause.
   outbox_.emit(tx, r.kind + ".created", event_payload(r), r.id, spec.request_id);
-  run_actions(tx, r, p->on_create, "created", "", spec.actor, spec.request_id);
+  run_actions(tx, r, p->on_create, "created", "", spec.actor, "", spec.request_id);
   schedule_timers(tx, r, spec.request_id);
   return r;
 }
@@ -157,7 +157,7 @@ Record Transactions::apply(db::Tx& tx, const Record& txn, const std::string& nam
   event["actor_id"] = actor.user_id.empty() ? json(nullptr) : json(actor.user_id);
   event["reason"] = reason.empty() ? json(nullptr) : json(reason);
   outbox_.emit(tx, next.kind + "." + name, event, next.id, request_id);
-  run_actions(tx, next, t->actions, name, txn.state, actor, request_id);
+  run_actions(tx, next, t->actions, name, txn.state, actor, reason, request_id);
   if (actor.type == "operator")
     audit::record(tx, {actor.user_id, next.kind + "." + name, "transaction", next.id, reason,
                        {{"from", txn.state}, {"to", next.state}}, request_id});
@@ -205,11 +205,11 @@ void Transactions::record_history(db::Tx& tx, const Record& txn, const std::stri
 
 void Transactions::run_actions(db::Tx& tx, const Record& txn, const std::vector<ActionCall>& calls,
                                const std::string& transition, const std::string& from, const ActorRef& actor,
-                               const std::string& request_id) {
+                               const std::string& reason, const std::string& request_id) {
   for (const auto& call : calls) {
     const ActionSpec* spec = actions_.find(call.name);
     if (!spec) throw std::runtime_error("action " + call.name + " is not registered");
-    ActionContext ctx{tx, txn, transition, from, actor, request_id, call.params, outbox_};
+    ActionContext ctx{tx, txn, transition, from, actor, request_id, call.params, outbox_, reason};
     spec->run(ctx);
   }
 }
