@@ -132,13 +132,15 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
 // variables and the ids the client needs to open the right screen.
 void Modules::tell_people(jobs::Outbox& outbox) {
   using notifications::Notice;
-  // One notice for the user the payload names under `to`.
+  // One notice for the user the payload names under `to`, of the type of
+  // the last template type (the general one).
   auto tell = [](const json& e, const std::string& to, std::vector<std::string> types,
                  const std::vector<std::string>& ids) {
     std::vector<Notice> out;
     if (!e.contains(to) || !e[to].is_string()) return out;
     Notice n;
     n.user_id = e[to];
+    n.type = types.back();
     n.types = std::move(types);
     n.vars = e;
     for (const auto& key : ids)
@@ -198,6 +200,7 @@ void Modules::tell_people(jobs::Outbox& outbox) {
       if (!recipient.is_string()) continue;
       Notice n;
       n.user_id = recipient;
+      n.type = "message.created";
       n.types = {text ? "message.created" : "message.created.attachment"};
       n.vars = e;
       n.data = {{"conversation_id", conversation}, {"message_id", e.value("message_id", "")}};

@@ -129,6 +129,7 @@ const std::vector<Category>& categories();
 // variables; *_id fields naming people add *_name) and `data` for the client.
 struct Notice {
   std::string user_id;
+  std::string type;  // what clients see (default: the first of `types`)
   std::vector<std::string> types;
   json vars = json::object();
   json data = json::object();

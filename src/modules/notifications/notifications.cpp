@@ -176,7 +176,7 @@ void Notifications::notify_one(db::Tx& tx, const Notice& n, const std::string& e
   std::string id = new_id("ntf"), stamp = now_text();
   std::string title = utf8::prefix(render(rendered.title, values, rtl), 200);
   std::string body = utf8::prefix(render(rendered.body, values, rtl), 1000);
-  std::string type = n.types.empty() ? rendered.type->type : n.types.front();
+  std::string type = !n.type.empty() ? n.type : n.types.front();
   if (tx.exec("INSERT INTO notifications (id, user_id, type, category, title, body, locale, dir, data, in_app, dedupe_key,"
               " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
               " ON CONFLICT (user_id, dedupe_key) DO NOTHING",
@@ -218,7 +218,8 @@ void Notifications::deliver_push(const jobs::Job& job) {
     m.platform = device["platform"];
     m.title = row->text("title");
     m.body = row->text("body");
-    for (const auto& item : row->json("data").items())
+    json data = row->json("data");  // (items() of a temporary would outlive it)
+    for (const auto& item : data.items())
       if (!item.value().is_null() && !item.value().is_structured()) m.data[item.key()] = scalar_text(item.value());
     m.data["notification_id"] = notification_id;
     m.data["type"] = row->text("type");
