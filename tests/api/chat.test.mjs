@@ -6,7 +6,7 @@
 // conversation.read, presence with user_info, typing as a client event),
 // attachments (type sniffed from the bytes, size limit, participants only)
 // and reporting a message.
-import { test, before, after, afterEach } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -14,7 +14,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { startSouq, assertSuccess, assertError } from './harness.mjs';
 import { auth, register, makeAdmin, makeSeller, makePendingSeller, postRequest, makeOffer, events, eventually } from './people.mjs';
-import { connectPusher, subscribe, recorder } from './realtime.mjs';
+import { connectPusher, subscribe, recorder, closedAfterEachTest } from './realtime.mjs';
 
 let s, admin, seller, stranger;
 before(async () => {
@@ -25,13 +25,8 @@ before(async () => {
 });
 after(async () => { await s?.stop(); });
 
-// pusher-js clients a test opened are closed after it (they would keep reconnecting).
-const opened = new Set();
-const keep = (client) => { opened.add(client); return client; };
-afterEach(() => {
-  for (const c of opened) { try { c.disconnect(); } catch { /* gone */ } }
-  opened.clear();
-});
+// Every client a test opens is closed after it (pusher-js would otherwise keep reconnecting).
+const keep = closedAfterEachTest();
 
 // ---------------------------------------------------------------- helpers
 

@@ -8,12 +8,12 @@
 // only when the recipient is away), and delivery by push and email: the dev
 // providers, FCM HTTP v1 with a service account against a local fake, and
 // SMTP against a local sink.
-import { test, describe, before, after, afterEach } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { startSouq, assertSuccess, assertError, sleep, RFC3339_UTC } from './harness.mjs';
 import { auth, register, makeAdmin, makeSeller, postRequest, makeOffer, eventually } from './people.mjs';
-import { connectPusher, subscribe, recorder } from './realtime.mjs';
+import { connectPusher, subscribe, recorder, closedAfterEachTest } from './realtime.mjs';
 import { startFakeFcm, startSmtpSink, FCM_SCOPE } from './fakes.mjs';
 
 let s, admin;
@@ -23,13 +23,8 @@ before(async () => {
 });
 after(async () => { await s?.stop(); });
 
-// pusher-js clients a test opened are closed after it (they would keep reconnecting).
-const opened = new Set();
-const keep = (client) => { opened.add(client); return client; };
-afterEach(() => {
-  for (const c of opened) { try { c.disconnect(); } catch { /* gone */ } }
-  opened.clear();
-});
+// Every client a test opens is closed after it (pusher-js would otherwise keep reconnecting).
+const keep = closedAfterEachTest();
 
 // ---------------------------------------------------------------- helpers
 

@@ -1,6 +1,7 @@
 // Realtime clients for tests: the real pusher-js (as browsers and Laravel
 // Echo use it) and a raw `ws` socket for what pusher-js would never send.
 import assert from 'node:assert/strict';
+import { afterEach } from 'node:test';
 import Pusher from 'pusher-js';
 import WebSocket from 'ws';
 
@@ -114,4 +115,17 @@ export async function rawSocket(s, path = '/app/souq?protocol=7&client=js&versio
 export async function socketId(sock) {
   const f = await sock.event('pusher:connection_established');
   return JSON.parse(f.data).socket_id;
+}
+
+// Registers an afterEach that closes every client handed to the returned
+// function (pusher-js clients, Echo's, raw sockets) during the test.
+export function closedAfterEachTest() {
+  const opened = new Set();
+  afterEach(() => {
+    for (const c of opened) {
+      try { if (c.disconnect) c.disconnect(); else c.close(); } catch { /* gone */ }
+    }
+    opened.clear();
+  });
+  return (client) => { opened.add(client); return client; };
 }

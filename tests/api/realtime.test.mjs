@@ -4,7 +4,7 @@
 // pings, channel authorisation, presence, client events, abuse, the signed
 // Pusher HTTP API, domain events on users' channels, shutdown, and two nodes
 // sharing a Redis bus.
-import { test, describe, before, after, afterEach } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -14,7 +14,7 @@ import PusherJs from 'pusher-js';
 import Echo from 'laravel-echo';
 import { startSouq, assertSuccess, assertError, sleep, tryConnect } from './harness.mjs';
 import { auth, register, makeAdmin, makeSeller, postRequest, makeOffer, eventually } from './people.mjs';
-import { connectPusher, subscribe, recorder, rawSocket, socketId } from './realtime.mjs';
+import { connectPusher, subscribe, recorder, rawSocket, socketId, closedAfterEachTest } from './realtime.mjs';
 
 const SECRET = 'realtime-test-secret-0123456789abcdef';
 const ACTIVITY_TIMEOUT = 45;
@@ -27,14 +27,7 @@ after(async () => { await s?.stop(); });
 // ---------------------------------------------------------------- helpers
 
 // Every client a test opens is closed after it (pusher-js would otherwise keep reconnecting).
-const opened = new Set();
-function keep(client) { opened.add(client); return client; }
-afterEach(() => {
-  for (const c of opened) {
-    try { if (c.disconnect) c.disconnect(); else c.close(); } catch { /* gone */ }
-  }
-  opened.clear();
-});
+const keep = closedAfterEachTest();
 
 const hmac = (text, secret = SECRET) => crypto.createHmac('sha256', secret).update(text).digest('hex');
 const md5 = (text) => crypto.createHash('md5').update(text).digest('hex');
