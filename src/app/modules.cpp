@@ -160,11 +160,29 @@ void Modules::tell_people(jobs::Outbox& outbox) {
     for (auto& n : out) n.dedupe_key = e.value("deal_id", "") + ":created";
     return out;
   });
-  notifications.on(outbox, "offer.rejected", [tell, offer_ids](const json& e) {
-    return tell(e, "seller_id", {"offer.rejected." + e.value("reason", ""), "offer.rejected"}, offer_ids);
+  // (Not the winning deal's id: it is not theirs to open.)
+  notifications.on(outbox, "offer.rejected", [tell](const json& e) {
+    return tell(e, "seller_id", {"offer.rejected." + e.value("reason", ""), "offer.rejected"}, {"offer_id", "request_id"});
   });
-  notifications.on(outbox, "request.expired",
-                   [tell](const json& e) { return tell(e, "buyer_id", {"request.expired"}, {"request_id"}); });
+  // The buyer, and each seller whose pending offer lapsed with the request.
+  notifications.on(outbox, "request.expired", [tell](const json& e) {
+    auto out = tell(e, "buyer_id", {"request.expired"}, {"request_id"});
+    for (const auto& offer : e.value("offers", json::array())) {
+      json about = e;
+      about.erase("offers");
+      about.update(offer);
+      for (auto& n : tell(about, "seller_id", {"offer.expired"}, {"offer_id", "request_id"})) {
+        n.dedupe_key = e.value("request_id", "") + ":expired:" + about.value("offer_id", "");
+        out.push_back(std::move(n));
+      }
+    }
+    return out;
+  });
+  // An operator took the buyer's request down.
+  notifications.on(outbox, "request.cancelled", [tell](const json& e) {
+    if (e.value("by", "") != "operator") return std::vector<Notice>{};
+    return tell(e, "buyer_id", {"request.cancelled"}, {"request_id"});
+  });
   notifications.on(outbox, "rating.created",
                    [tell](const json& e) { return tell(e, "ratee_id", {"rating.created"}, {"rating_id", "transaction_id"}); });
   notifications.on(outbox, "report.decided", [tell](const json& e) {

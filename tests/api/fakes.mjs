@@ -240,6 +240,8 @@ export async function startFakeFcm({ projectId = 'souq-test-project', fileTokenU
  * }
  */
 export async function startSmtpSink() {
+  const rejected = new Set();  // recipients answered 550 (a permanent refusal)
+  const rcptAttempts = [];
   const messages = [];
   const auths = [];
   const errors = [];
@@ -250,6 +252,13 @@ export async function startSmtpSink() {
     logger: false,
     banner: 'souq test sink',
     size: 10 * 1024 * 1024,
+    onRcptTo(address, session, callback) {
+      rcptAttempts.push(address.address);
+      if (!rejected.has(address.address)) return callback();
+      const err = new Error('5.1.1 mailbox unavailable');
+      err.responseCode = 550;
+      return callback(err);
+    },
     onAuth(a, session, callback) {
       auths.push({ username: a.username, password: a.password, method: a.method });
       callback(null, { user: a.username });
@@ -295,6 +304,8 @@ export async function startSmtpSink() {
     url: `smtp://127.0.0.1:${port}`,
     port,
     messages,
+    rejected,
+    rcptAttempts,
     auths,
     errors,
     /** Messages to this address (the envelope's or the To header's). */

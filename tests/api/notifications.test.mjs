@@ -290,7 +290,7 @@ describe('reading', () => {
     assert.ok(Math.abs(Date.parse(first.read_at) - Date.now()) < 60_000, `read_at ${first.read_at} is not now`);
     assert.deepEqual({ ...first, read_at: null }, n1, 'only read_at changes');
     const event = await heard(live, 'notification.read', (d) => Array.isArray(d?.ids) && d.ids.includes(n1.id), 'notification.read for the one');
-    assert.deepEqual(event, { ids: [n1.id], unread_count: 2 });
+    assert.deepEqual(event, { ids: [n1.id], up_to: null, unread_count: 2 });
     await sleep(20);
     const again = assertSuccess(await markRead(buyer, n1.id));
     assert.equal(again.read_at, first.read_at, 'reading again keeps the first read_at');
@@ -313,8 +313,7 @@ describe('reading', () => {
     const upTo = assertSuccess(await readAll(buyer, { up_to: n2.id }));
     assert.deepEqual(upTo, { marked: 1, unread_count: 1 });
     const upToEvent = await heard(live, 'notification.read', (d) => d?.unread_count === 1, 'notification.read with unread_count 1 after read-all up_to');
-    assert.ok(upToEvent.ids === null || JSON.stringify(upToEvent.ids) === JSON.stringify([n2.id]),
-      `ids after read-all up to ${n2.id}: ${JSON.stringify(upToEvent.ids)}`);
+    assert.deepEqual(upToEvent, { ids: null, up_to: n2.id, unread_count: 1 }, 'other devices mark up to that id, not all');
     let list = (await page(buyer)).items;
     assert.equal(list.find((x) => x.id === n3.id).read_at, null, 'newer than up_to stays unread');
     assert.match(list.find((x) => x.id === n2.id).read_at, RFC3339_UTC);
@@ -330,7 +329,7 @@ describe('reading', () => {
     // all
     const from = live.seen.length;
     assert.deepEqual(assertSuccess(await readAll(buyer)), { marked: 1, unread_count: 0 });
-    assert.deepEqual(await heard(live, 'notification.read', (d) => d?.ids === null, 'notification.read for all', from), { ids: null, unread_count: 0 });
+    assert.deepEqual(await heard(live, 'notification.read', (d) => d?.ids === null, 'notification.read for all', from), { ids: null, up_to: null, unread_count: 0 });
     assert.deepEqual(assertSuccess(await readAll(buyer, {})), { marked: 0, unread_count: 0 });
     list = (await page(buyer)).items;
     assert.ok(list.every((x) => x.read_at !== null), JSON.stringify(list));
@@ -926,5 +925,71 @@ describe('races', () => {
       if (calls[i].kind === 'one') assert.equal(after.find((x) => x.id === calls[i].id).read_at, r.json.data.read_at, 'read_at changed after it was set');
     });
     assert.deepEqual(assertSuccess(await readAll(buyer)), { marked: 0, unread_count: 0 });
+  });
+});
+
+describe('more of what people hear of', () => {
+  test('a request that expires tells its buyer, and each seller whose offer lapsed with it (without the deal id)', async () => {
+    const buyer = await person(s, 'expiring-buyer');
+    const seller = await makeSeller(s, admin, 'expiring-seller');
+    const request = await postRequest(s, buyer, { expires_at: new Date(Date.now() + 2500).toISOString() });
+    const offer = await makeOffer(s, seller, request.id);
+    const [lapsed] = await waitFor(seller, 'offer.expired for the seller', (x) => x.type === 'offer.expired' && x.data.offer_id === offer.id, { ms: 20_000 });
+    assert.deepEqual(lapsed.data, { offer_id: offer.id, request_id: request.id });
+    assert.match(lapsed.body, new RegExp(request.title.replace(/[()]/g, '\\$&')));
+    const [closed] = await waitFor(buyer, 'request.expired for the buyer', (x) => x.type === 'request.expired' && x.data.request_id === request.id);
+    assert.equal(closed.category, 'requests');
+  });
+
+  test('an operator taking a request down tells its buyer; a buyer cancelling their own hears nothing of it', async () => {
+    const buyer = await person(s, 'cancelled-buyer');
+    const taken = await postRequest(s, buyer);
+    const own = await postRequest(s, buyer);
+    assertSuccess(await s.post(`/api/v1/requests/${own.id}/cancel`, {}, auth(buyer)));
+    assertSuccess(await s.post(`/api/v1/requests/${taken.id}/cancel`, { reason: 'breaks the rules' }, auth(admin)));
+    const [n] = await waitFor(buyer, 'request.cancelled', (x) => x.type === 'request.cancelled');
+    assert.equal(n.data.request_id, taken.id);
+    await sleep(500);
+    assert.equal((await all(buyer)).filter((x) => x.type === 'request.cancelled').length, 1);
+  });
+
+  test('a chat line also reaches the recipient\'s user channel (their inbox updates on another screen)', async () => {
+    const buyer = await person(s, 'inbox-buyer');
+    const seller = await makeSeller(s, admin, 'inbox-seller');
+    const offer = await makeOffer(s, seller, (await postRequest(s, buyer)).id);
+    const conversation = assertSuccess(await s.post('/api/v1/conversations', { subject_type: 'offer', subject_id: offer.id }, auth(seller)), 201);
+    const client = keep(await connectPusher(s, buyer));
+    const events = recorder(await subscribe(client, `private-user.${buyer.id}`));
+    const sent = assertSuccess(await s.post(`/api/v1/conversations/${conversation.id}/messages`, { body: 'still there?' }, auth(seller)), 201);
+    const heard = await events.next('message.created');
+    assert.equal(heard.id, sent.id);
+    assert.equal(heard.conversation_id, conversation.id);
+  });
+});
+
+describe('SMTP refusals', () => {
+  let sink, m, mAdmin, mSeller;
+  before(async () => {
+    sink = await startSmtpSink();
+    m = await startSouq({ args: ['--email-provider', 'smtp', '--smtp-url', sink.url] });
+    mAdmin = await makeAdmin(m);
+    mSeller = await makeSeller(m, mAdmin, 'refused-seller');
+  });
+  after(async () => { await m?.stop(); await sink?.close(); });
+
+  test('a 550 for the address fails the delivery once, without retries', async () => {
+    const buyer = await register(m, 'refused-buyer');
+    sink.rejected.add(buyer.email);
+    await makeOffer(m, mSeller, (await postRequest(m, buyer)).id);
+    let rows;
+    await eventually('the delivery fails', async () => {
+      rows = assertSuccess(await m.get(`/api/v1/admin/notification-deliveries?user_id=${buyer.id}&channel=email`, auth(mAdmin)));
+      return rows[0]?.status === 'failed' || rows;
+    }, 15_000);
+    assert.match(rows[0].error, /550/);
+    await sleep(3000);  // the queue would have retried after 1 s, then 2 s
+    rows = assertSuccess(await m.get(`/api/v1/admin/notification-deliveries?user_id=${buyer.id}&channel=email`, auth(mAdmin)));
+    assert.equal(rows[0].attempts, 1);
+    assert.equal(sink.rcptAttempts.filter((a) => a === buyer.email).length, 1);
   });
 });

@@ -12,6 +12,9 @@ TEST(NotificationTemplates, RendersValuesAndIsolatesThemInRightToLeftText) {
             "قدّم \u2068Ali\u2069 عرضًا بقيمة \u20681,250.00 EGP\u2069.");
   // An Arabic name in English text is isolated too; a missing value is left out.
   EXPECT_EQ(render("From {{seller_name}}{{nothing}}", {{"seller_name", "علي"}}, false), "From \u2068علي\u2069");
+  // A value carrying a bidi override is isolated, so the override ends with it.
+  EXPECT_EQ(render("From {{seller_name}} today", {{"seller_name", "\u202Eevil"}}, false),
+            "From \u2068\u202Eevil\u2069 today");
   // Single braces are text.
   EXPECT_EQ(render("{a} {{seller_name}}", v, false), "{a} Ali");
 }
@@ -67,6 +70,13 @@ TEST(NotificationEmail, EncodesNonAsciiHeadersBetweenCharacters) {
   ASSERT_NE(fold, std::string::npos);
   EXPECT_EQ(encoded.rfind("=?UTF-8?B?", 0), 0u);
   EXPECT_LE(fold, 75u);
+}
+
+TEST(NotificationEmail, QuotesNamesWithSpecials) {
+  EmailMessage m{"a@example.com", "Ali, \"the\" CEO", "Hi", "Text", "dlv_2"};
+  std::string text = format_email(m, "Souq Market <no-reply@souq.example>", "Mon, 23 Nov 2026 10:00:00 +0000");
+  EXPECT_NE(text.find("To: \"Ali, \\\"the\\\" CEO\" <a@example.com>\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("From: Souq Market <no-reply@souq.example>\r\n"), std::string::npos);
 }
 
 TEST(NotificationEmail, FormatsAPlainTextMessage) {

@@ -271,7 +271,12 @@ json Chat::insert_message(db::Tx& tx, const std::string& conversation_id, const 
   // Realtime at once after the commit, not through the queue: a chat line
   // should not wait for a worker. (At most once, like every realtime
   // delivery; clients catch up from the history after reconnecting.)
-  tx.after_commit([this, conversation_id, message] { publish_to_conversation(conversation_id, "message.created", message); });
+  // The recipients' own channels hear of it too, so an app open on another
+  // screen can update its inbox and badge (no push goes to someone online).
+  tx.after_commit([this, conversation_id, message, others = recipients(participants, sender)] {
+    publish_to_conversation(conversation_id, "message.created", message);
+    for (const auto& user : others) realtime_.publish("private-user." + user, "message.created", message);
+  });
   return message;
 }
 

@@ -234,8 +234,9 @@ json Marketplace::cancel_request(const identity::Principal& who, const std::stri
                     {"buyer_id", row->text("buyer_id")}, {"reason", "request_cancelled"}, {"request_title", row->text("title")}},
                    o.text("id"), request_id);
     outbox_.emit(tx, "request.cancelled",
-                 {{"request_id", id}, {"buyer_id", row->text("buyer_id")}, {"by", own ? "buyer" : "operator"}}, id,
-                 request_id);
+                 {{"request_id", id}, {"buyer_id", row->text("buyer_id")}, {"by", own ? "buyer" : "operator"},
+                  {"request_title", row->text("title")}},
+                 id, request_id);
     if (!own)
       audit::record(tx, {who.user_id, "request.cancel", "request", id, reason, json::object(), request_id});
     return request(tx, id, &who);

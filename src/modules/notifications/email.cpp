@@ -36,10 +36,18 @@ std::pair<std::string, std::string> split_address(const std::string& from) {
   return {name, from.substr(open + 1, close - open - 1)};
 }
 
+// RFC 5322: a name of atoms as it is; with specials (", . < …) as a quoted
+// string; beyond ASCII as encoded words.
 std::string mailbox(const std::string& name, const std::string& address) {
   if (name.empty()) return "<" + address + ">";
-  if (plain_ascii(name) && name.find_first_of("\"\\()<>[]:;@,.") == std::string::npos) return name + " <" + address + ">";
-  return encode_header_word(name) + " <" + address + ">";
+  if (!plain_ascii(name)) return encode_header_word(name) + " <" + address + ">";
+  if (name.find_first_of("\"\\()<>[]:;@,.") == std::string::npos) return name + " <" + address + ">";
+  std::string quoted = "\"";
+  for (char c : name) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return quoted + "\" <" + address + ">";
 }
 
 class DevEmail final : public EmailProvider {
@@ -91,7 +99,10 @@ class SmtpEmail final : public EmailProvider {
     Upload upload{&message};
     curl_easy_setopt(c, CURLOPT_URL, o_.smtp_url.c_str());
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    if (o_.smtp_url.rfind("smtp://", 0) == 0) curl_easy_setopt(c, CURLOPT_USE_SSL, long(CURLUSESSL_TRY));
+    // With credentials, STARTTLS is required: a server (or someone between)
+    // that does not offer it must not receive the password in clear.
+    if (o_.smtp_url.rfind("smtp://", 0) == 0)
+      curl_easy_setopt(c, CURLOPT_USE_SSL, long(o_.smtp_user.empty() ? CURLUSESSL_TRY : CURLUSESSL_ALL));
     if (!o_.smtp_user.empty()) {
       curl_easy_setopt(c, CURLOPT_USERNAME, o_.smtp_user.c_str());
       curl_easy_setopt(c, CURLOPT_PASSWORD, o_.smtp_password.c_str());
@@ -108,8 +119,10 @@ class SmtpEmail final : public EmailProvider {
     if (code != CURLE_OK) {
       long reply = 0;
       curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply);
-      throw std::runtime_error(std::string("smtp: ") + curl_easy_strerror(code) +
-                               (reply ? " (server said " + std::to_string(reply) + ")" : ""));
+      std::string why = std::string("smtp: ") + curl_easy_strerror(code) +
+                        (reply ? " (server said " + std::to_string(reply) + ")" : "");
+      if (reply >= 500 && reply < 600) throw EmailRejected(why);
+      throw std::runtime_error(why);
     }
     return "sent";
   }

@@ -69,11 +69,18 @@ struct EmailMessage {
   std::string message_id;  // without angle brackets
 };
 
+// A refusal retrying cannot change (SMTP 5xx: no such mailbox, policy).
+class EmailRejected : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class EmailProvider {
  public:
   virtual ~EmailProvider() = default;
   virtual std::string name() const = 0;
-  // Returns "sent" or "recorded"; throws on a failure worth retrying.
+  // Returns "sent" or "recorded"; throws EmailRejected for a permanent
+  // refusal, anything else for a failure worth retrying.
   virtual std::string send(const EmailMessage& message) = 0;
 };
 
@@ -188,7 +195,9 @@ class Notifications {
   std::map<std::string, std::string> values_of(db::Tx& tx, const Notice& n);
   void deliver_push(const jobs::Job& job);
   void deliver_email(const jobs::Job& job);
-  void publish_read(const std::string& user_id, const json& ids, int64_t unread);
+  // ids: those marked; null with read-all (everything, or up to `up_to`).
+  void publish_read(const std::string& user_id, const json& ids, int64_t unread,
+                    const std::optional<std::string>& up_to = std::nullopt);
 
   db::Database& db_;
   jobs::Queue& queue_;

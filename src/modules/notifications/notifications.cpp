@@ -10,8 +10,11 @@ namespace souq::notifications {
 namespace {
 
 constexpr const char* kColumns = "id, type, category, title, body, locale, dir, data, read_at, created_at";
-constexpr int kPushAttempts = 8;   // about four minutes of backoff, then dead
-constexpr int kEmailAttempts = 10;
+// Backoff doubles from a second (capped at an hour): 12 attempts wait about
+// 68 minutes in all, 16 about 5 hours (an MTA's patience). Then the job is
+// dead, shown to admins, and a retry of it sends what is still queued.
+constexpr int kPushAttempts = 12;
+constexpr int kEmailAttempts = 16;
 
 const Category* find_category(const std::string& name) {
   for (const auto& c : categories())
@@ -254,14 +257,14 @@ void Notifications::deliver_push(const jobs::Job& job) {
         log::info("push token removed", {{"user_id", user_id}, {"device_id", device["device_id"]}, {"why", result.error}});
       }
     } catch (const std::exception& e) {
+      // Still queued: a later attempt, or an admin's retry of the dead job, sends it.
       failure = e.what();
-      bool last = job.attempts >= job.max_attempts;
       db_.write([&](db::Tx& tx) {
-        tx.exec("UPDATE notification_deliveries SET error = $3, attempts = attempts + 1,"
-                " status = CASE WHEN $4 = 1 THEN 'failed' ELSE status END"
+        tx.exec("UPDATE notification_deliveries SET error = $3, attempts = attempts + 1"
                 " WHERE notification_id = $1 AND channel = 'push' AND target = $2",
-                {notification_id, m.token, utf8::sanitize(failure, 1000), int64_t(last ? 1 : 0)});
+                {notification_id, m.token, utf8::sanitize(failure, 1000)});
       });
+      break;  // the provider is down or throttling: the other devices wait for the retry too
     }
   }
   if (!failure.empty()) throw std::runtime_error(failure);  // the devices not yet reached, later
@@ -299,12 +302,15 @@ void Notifications::deliver_email(const jobs::Job& job) {
               " WHERE id = $1",
               {m.message_id, outcome, now_text()});
     });
-  } catch (const std::exception& e) {
-    bool last = job.attempts >= job.max_attempts;
+  } catch (const EmailRejected& e) {  // the server refused for good (5xx): retrying changes nothing
     db_.write([&](db::Tx& tx) {
-      tx.exec("UPDATE notification_deliveries SET error = $2, attempts = attempts + 1,"
-              " status = CASE WHEN $3 = 1 THEN 'failed' ELSE status END WHERE id = $1",
-              {m.message_id, utf8::sanitize(e.what(), 1000), int64_t(last ? 1 : 0)});
+      tx.exec("UPDATE notification_deliveries SET status = 'failed', error = $2, attempts = attempts + 1 WHERE id = $1",
+              {m.message_id, utf8::sanitize(e.what(), 1000)});
+    });
+  } catch (const std::exception& e) {  // still queued: a later attempt, or an admin's retry, sends it
+    db_.write([&](db::Tx& tx) {
+      tx.exec("UPDATE notification_deliveries SET error = $2, attempts = attempts + 1 WHERE id = $1",
+              {m.message_id, utf8::sanitize(e.what(), 1000)});
     });
     throw;
   }
@@ -333,8 +339,10 @@ int64_t Notifications::unread_count(db::Tx& tx, const std::string& user_id) {
       ->integer("n");
 }
 
-void Notifications::publish_read(const std::string& user_id, const json& ids, int64_t unread) {
-  realtime_.publish("private-user." + user_id, "notification.read", {{"ids", ids}, {"unread_count", unread}});
+void Notifications::publish_read(const std::string& user_id, const json& ids, int64_t unread,
+                                 const std::optional<std::string>& up_to) {
+  realtime_.publish("private-user." + user_id, "notification.read",
+                    {{"ids", ids}, {"up_to", up_to ? json(*up_to) : json(nullptr)}, {"unread_count", unread}});
 }
 
 json Notifications::mark_read(const std::string& user_id, const std::string& id) {
@@ -364,7 +372,8 @@ json Notifications::mark_all_read(const std::string& user_id, const std::optiona
     }
     int64_t marked = tx.exec(sql, params);
     int64_t unread = unread_count(tx, user_id);
-    if (marked > 0) tx.after_commit([this, user_id, unread] { publish_read(user_id, nullptr, unread); });
+    if (marked > 0)
+      tx.after_commit([this, user_id, unread, up_to] { publish_read(user_id, nullptr, unread, up_to); });
     return json{{"marked", marked}, {"unread_count", unread}};
   });
 }

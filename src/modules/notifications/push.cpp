@@ -114,7 +114,9 @@ class FcmPush final : public PushProvider {
     std::lock_guard lock(mutex_);
     int64_t now = unix_seconds();
     if (!token_.empty() && now < token_expires_ - 60) return token_;
-    std::string header = json{{"alg", "RS256"}, {"typ", "JWT"}, {"kid", key_id_}}.dump();
+    json header_fields = {{"alg", "RS256"}, {"typ", "JWT"}};
+    if (!key_id_.empty()) header_fields["kid"] = key_id_;
+    std::string header = header_fields.dump();
     json claims = {{"iss", client_email_},
                    {"scope", "https://www.googleapis.com/auth/firebase.messaging"},
                    {"aud", token_url_},

@@ -39,6 +39,9 @@ std::vector<TemplateType> make_catalog() {
       {"request.expired", "requests", {"request_title"},
        {{"en", {"Your request expired", "“{{request_title}}” is no longer open to offers."}},
         {"ar", {"انتهت صلاحية طلبك", "لم يعد «{{request_title}}» يستقبل عروضًا."}}}},
+      {"request.cancelled", "requests", {"request_title"},
+       {{"en", {"Your request was taken down", "Our team cancelled “{{request_title}}”. Contact support if you have questions."}},
+        {"ar", {"تم إيقاف طلبك", "ألغى فريقنا «{{request_title}}». تواصل مع الدعم إذا كانت لديك أسئلة."}}}},
       {"message.created", "messages", {"sender_name", "preview"},
        {{"en", {"{{sender_name}}", "{{preview}}"}}, {"ar", {"{{sender_name}}", "{{preview}}"}}}},
       {"message.created.attachment", "messages", {"sender_name"},
@@ -112,7 +115,8 @@ bool identifier(const std::string& s) {
 }
 
 // Whether UTF-8 text holds a letter of a right-to-left script (Hebrew,
-// Arabic, Syriac, Thaana, NKo … U+0590–U+08FF; presentation forms).
+// Arabic, Syriac, Thaana, NKo … U+0590–U+08FF; presentation forms) or a
+// directional mark or control (which must not leak into the template).
 bool has_rtl(const std::string& s) {
   for (size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
@@ -122,7 +126,9 @@ bool has_rtl(const std::string& s) {
     else if ((c & 0xF0) == 0xE0 && i + 2 < s.size())
       cp = ((c & 0x0F) << 12) | ((static_cast<unsigned char>(s[i + 1]) & 0x3F) << 6) |
            (static_cast<unsigned char>(s[i + 2]) & 0x3F);
-    if ((cp >= 0x0590 && cp <= 0x08FF) || (cp >= 0xFB1D && cp <= 0xFDFF) || (cp >= 0xFE70 && cp <= 0xFEFF)) return true;
+    if ((cp >= 0x0590 && cp <= 0x08FF) || (cp >= 0xFB1D && cp <= 0xFDFF) || (cp >= 0xFE70 && cp <= 0xFEFF) ||
+        cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069))
+      return true;
   }
   return false;
 }
