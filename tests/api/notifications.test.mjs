@@ -125,11 +125,13 @@ async function deliveries(who, channel, srv = s, adm = admin) {
   }
   return list;
 }
-async function waitDeliveries(who, channel, what, pred = () => true, { n = 1, srv = s, adm = admin, ms = 10_000 } = {}) {
+// Waits for `n` deliveries matching `pred` that the provider has answered
+// (a row is 'queued' between its insert and the provider's answer).
+async function waitDeliveries(who, channel, what, pred = () => true, { n = 1, srv = s, adm = admin, ms = 10_000, settled = true } = {}) {
   let hits = [];
   await eventually(what, async () => {
     const list = await deliveries(who, channel, srv, adm);
-    hits = list.filter(pred);
+    hits = list.filter((d) => (!settled || d.status !== 'queued') && pred(d));
     return hits.length >= n || list;
   }, ms);
   return hits;
