@@ -194,6 +194,14 @@ class Notifications {
   Rendered render_for(db::Tx& tx, const Notice& n, const std::string& locale);
   std::map<std::string, std::string> values_of(db::Tx& tx, const Notice& n);
   void deliver_push(const jobs::Job& job);
+  // The delivery's id while it waits to be sent (its row made on first
+  // sight); nullopt once an earlier attempt sent it or it was refused.
+  std::optional<std::string> pending_delivery(const std::string& notification_id, const std::string& user_id,
+                                              const std::string& channel, const std::string& provider,
+                                              const std::string& target, const json& payload);
+  // One attempt's outcome; an empty status leaves the delivery queued.
+  void record_attempt(const std::string& delivery_id, const std::string& status, const std::string& provider_message_id,
+                      const std::string& error);
   void deliver_email(const jobs::Job& job);
   // ids: those marked; null with read-all (everything, or up to `up_to`).
   void publish_read(const std::string& user_id, const json& ids, int64_t unread,

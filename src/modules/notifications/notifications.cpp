@@ -111,27 +111,25 @@ std::map<std::string, bool> Notifications::channels_for(db::Tx& tx, const std::s
 
 std::map<std::string, std::string> Notifications::values_of(db::Tx& tx, const Notice& n) {
   std::map<std::string, std::string> values;
-  std::vector<std::string> people;
+  std::vector<std::pair<std::string, std::string>> people;  // {"seller", user id} from seller_id
   for (const auto& item : n.vars.items()) {
     if (item.value().is_structured() || item.value().is_null()) continue;
     values[item.key()] = scalar_text(item.value());
     const std::string& key = item.key();
     if (key.size() > 3 && key.compare(key.size() - 3, 3, "_id") == 0 && item.value().is_string() &&
         is_id(item.value().get<std::string>(), "usr"))
-      people.push_back(item.value());
+      people.emplace_back(key.substr(0, key.size() - 3), item.value());
   }
   std::string currency = n.vars.value("currency", "");
   for (const char* money : {"price", "amount"})
     if (!currency.empty() && n.vars.contains(money) && n.vars[money].is_number_integer())
       values[money] = money_text(n.vars[money].get<int64_t>(), currency);
   if (!people.empty()) {
-    auto found = identity_.summaries(tx, people);
-    for (const auto& item : n.vars.items()) {
-      const std::string& key = item.key();
-      if (key.size() <= 3 || key.compare(key.size() - 3, 3, "_id") != 0 || !item.value().is_string()) continue;
-      auto it = found.find(item.value().get<std::string>());
-      if (it != found.end()) values[key.substr(0, key.size() - 3) + "_name"] = it->second.value("display_name", "");
-    }
+    std::vector<std::string> ids;
+    for (const auto& [role, id] : people) ids.push_back(id);
+    auto found = identity_.summaries(tx, ids);
+    for (const auto& [role, id] : people)
+      if (auto it = found.find(id); it != found.end()) values[role + "_name"] = it->second.value("display_name", "");
   }
   return values;
 }
@@ -228,30 +226,15 @@ void Notifications::deliver_push(const jobs::Job& job) {
     m.data["type"] = row->text("type");
     if (m.data.count("conversation_id")) m.thread = m.data["conversation_id"];
     json payload = {{"title", m.title}, {"body", m.body}, {"data", m.data}, {"platform", m.platform}};
-    // One row per device: a retry skips devices an earlier attempt reached.
-    bool pending = db_.write([&](db::Tx& tx) {
-      tx.exec("INSERT INTO notification_deliveries (id, notification_id, user_id, channel, provider, target, status,"
-              " payload, created_at) VALUES ($1, $2, $3, 'push', $4, $5, 'queued', $6, $7)"
-              " ON CONFLICT (notification_id, channel, target) DO NOTHING",
-              {new_id("dlv"), notification_id, user_id, push_.name(), m.token, payload.dump(), now_text()});
-      return tx.query_one("SELECT status FROM notification_deliveries WHERE notification_id = $1 AND channel = 'push'"
-                          " AND target = $2",
-                          {notification_id, m.token})
-                 ->text("status") == "queued";
-    });
-    if (!pending) continue;
+    auto delivery = pending_delivery(notification_id, user_id, "push", push_.name(), m.token, payload);
+    if (!delivery) continue;
     try {
       auto result = push_.send(m);
       std::string status = result.status == PushResult::Status::sent       ? "sent"
                            : result.status == PushResult::Status::recorded ? "recorded"
                            : result.status == PushResult::Status::invalid_token ? "invalid_token"
                                                                                 : "failed";
-      db_.write([&](db::Tx& tx) {
-        tx.exec("UPDATE notification_deliveries SET status = $3, provider_message_id = $4, error = $5,"
-                " attempts = attempts + 1, sent_at = $6 WHERE notification_id = $1 AND channel = 'push' AND target = $2",
-                {notification_id, m.token, status, db::null_if_empty(result.provider_message_id),
-                 db::null_if_empty(result.error), status == "sent" || status == "recorded" ? db::Value(now_text()) : db::Value()});
-      });
+      record_attempt(*delivery, status, result.provider_message_id, result.error);
       if (result.status == PushResult::Status::invalid_token) {
         identity_.forget_push_token(m.token);
         log::info("push token removed", {{"user_id", user_id}, {"device_id", device["device_id"]}, {"why", result.error}});
@@ -259,11 +242,7 @@ void Notifications::deliver_push(const jobs::Job& job) {
     } catch (const std::exception& e) {
       // Still queued: a later attempt, or an admin's retry of the dead job, sends it.
       failure = e.what();
-      db_.write([&](db::Tx& tx) {
-        tx.exec("UPDATE notification_deliveries SET error = $3, attempts = attempts + 1"
-                " WHERE notification_id = $1 AND channel = 'push' AND target = $2",
-                {notification_id, m.token, utf8::sanitize(failure, 1000)});
-      });
+      record_attempt(*delivery, "", "", failure);
       break;  // the provider is down or throttling: the other devices wait for the retry too
     }
   }
@@ -283,37 +262,47 @@ void Notifications::deliver_email(const jobs::Job& job) {
   m.subject = row->text("title");
   m.text = row->text("body") + "\n\n--\n" + footer(row->text("locale")) + "\n";
   json payload = {{"subject", m.subject}, {"text", m.text}, {"to_name", m.to_name}};
-  std::string delivery_id = new_id("dlv");
-  auto status = db_.write([&](db::Tx& tx) {
-    tx.exec("INSERT INTO notification_deliveries (id, notification_id, user_id, channel, provider, target, status,"
-            " payload, created_at) VALUES ($1, $2, $3, 'email', $4, $5, 'queued', $6, $7)"
-            " ON CONFLICT (notification_id, channel, target) DO NOTHING",
-            {delivery_id, notification_id, row->text("user_id"), email_.name(), m.to, payload.dump(), now_text()});
-    return tx.query_one("SELECT id, status FROM notification_deliveries WHERE notification_id = $1 AND channel = 'email'"
-                        " AND target = $2",
-                        {notification_id, m.to});
-  });
-  if (status->text("status") != "queued") return;
-  m.message_id = status->text("id");
+  auto delivery = pending_delivery(notification_id, row->text("user_id"), "email", email_.name(), m.to, payload);
+  if (!delivery) return;
+  m.message_id = *delivery;
   try {
-    std::string outcome = email_.send(m);
-    db_.write([&](db::Tx& tx) {
-      tx.exec("UPDATE notification_deliveries SET status = $2, error = NULL, attempts = attempts + 1, sent_at = $3"
-              " WHERE id = $1",
-              {m.message_id, outcome, now_text()});
-    });
+    record_attempt(*delivery, email_.send(m), "", "");
   } catch (const EmailRejected& e) {  // the server refused for good (5xx): retrying changes nothing
-    db_.write([&](db::Tx& tx) {
-      tx.exec("UPDATE notification_deliveries SET status = 'failed', error = $2, attempts = attempts + 1 WHERE id = $1",
-              {m.message_id, utf8::sanitize(e.what(), 1000)});
-    });
+    record_attempt(*delivery, "failed", "", e.what());
   } catch (const std::exception& e) {  // still queued: a later attempt, or an admin's retry, sends it
-    db_.write([&](db::Tx& tx) {
-      tx.exec("UPDATE notification_deliveries SET error = $2, attempts = attempts + 1 WHERE id = $1",
-              {m.message_id, utf8::sanitize(e.what(), 1000)});
-    });
+    record_attempt(*delivery, "", "", e.what());
     throw;
   }
+}
+
+std::optional<std::string> Notifications::pending_delivery(const std::string& notification_id,
+                                                           const std::string& user_id, const std::string& channel,
+                                                           const std::string& provider, const std::string& target,
+                                                           const json& payload) {
+  return db_.write([&](db::Tx& tx) -> std::optional<std::string> {
+    tx.exec("INSERT INTO notification_deliveries (id, notification_id, user_id, channel, provider, target, status,"
+            " payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)"
+            " ON CONFLICT (notification_id, channel, target) DO NOTHING",
+            {new_id("dlv"), notification_id, user_id, channel, provider, target, payload.dump(), now_text()});
+    auto row = tx.query_one("SELECT id, status FROM notification_deliveries WHERE notification_id = $1 AND channel = $2"
+                            " AND target = $3",
+                            {notification_id, channel, target});
+    if (row->text("status") != "queued") return std::nullopt;
+    return row->text("id");
+  });
+}
+
+void Notifications::record_attempt(const std::string& delivery_id, const std::string& status,
+                                   const std::string& provider_message_id, const std::string& error) {
+  bool delivered = status == "sent" || status == "recorded";
+  db_.write([&](db::Tx& tx) {
+    tx.exec("UPDATE notification_deliveries SET status = COALESCE($2, status),"
+            " provider_message_id = COALESCE($3, provider_message_id), error = $4, attempts = attempts + 1,"
+            " sent_at = COALESCE($5, sent_at) WHERE id = $1",
+            {delivery_id, db::null_if_empty(status), db::null_if_empty(provider_message_id),
+             error.empty() ? db::Value() : db::Value(utf8::sanitize(error, 1000)),
+             delivered ? db::Value(now_text()) : db::Value()});
+  });
 }
 
 // ---- The in-app list -------------------------------------------------------
