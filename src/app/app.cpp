@@ -312,4 +312,16 @@ int App::seed(const marketplace::SeedOptions& options) {
   return 0;
 }
 
+int App::ledger_verify() {
+  open_database();
+  register_job_kinds();
+  ledger::Ledger ledger(*db_, *queue_, *outbox_);
+  auto report = ledger.verify();
+  std::cout << report.to_json().dump(2) << "\n";
+  if (!report.ok) std::cerr << "souq: ledger verify found " << report.faults.size() << " fault(s); first: "
+                            << report.faults.front().message << "\n";
+  log::shutdown();
+  return report.ok ? 0 : 1;
+}
+
 }  // namespace souq::app

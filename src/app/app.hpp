@@ -46,7 +46,8 @@ class App {
                    const std::optional<std::string>& phone, bool promote_existing);
   int jobs_list(const std::string& status, int limit);
   int jobs_retry(const std::string& id);
-  int processes_check();  // validates process definitions without a database
+  int processes_check();
+  int ledger_verify();    // prints the report; 0 when every check passes  // validates process definitions without a database
   int seed(const marketplace::SeedOptions& options);
 
  private:

@@ -70,6 +70,14 @@ struct Config {
   std::string smtp_url;
   std::string smtp_user, smtp_password;
   std::string email_from = "Souq <no-reply@souq.localhost>";
+  // payments
+  std::string public_url;  // empty: http://<listen>
+  std::vector<std::string> payment_providers = {"wallet", "sandbox"};
+  std::string sandbox_secret;  // empty: made once and kept in the database
+  std::string merchant_id = "souq";
+  std::string stripe_base_url = "https://api.stripe.com";
+  std::string stripe_secret_key, stripe_webhook_secret;
+  int webhook_tolerance = 300;
 };
 
 }  // namespace souq::app

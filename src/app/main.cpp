@@ -42,6 +42,33 @@ void add_sms(CLI::App* cmd, Config& c) {
       ->envname("SOUQ_TWILIO_FROM");
 }
 
+void add_payments(CLI::App* cmd, Config& c) {
+  cmd->add_option("--public-url", c.public_url,
+                  "This server's public base URL (the sandbox's checkout page and webhooks); default http://<listen>")
+      ->envname("SOUQ_PUBLIC_URL");
+  cmd->add_option("--payment-providers", c.payment_providers, "Payment providers: wallet, sandbox, stripe")
+      ->envname("SOUQ_PAYMENT_PROVIDERS")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"wallet", "sandbox", "stripe"}))
+      ->capture_default_str();
+  cmd->add_option("--sandbox-secret", c.sandbox_secret,
+                  "Secret the sandbox gateway signs its webhooks with (default: made once, kept in the database)")
+      ->envname("SOUQ_SANDBOX_SECRET");
+  cmd->add_option("--merchant-id", c.merchant_id, "The recipient a gateway's payment must name")
+      ->envname("SOUQ_MERCHANT_ID")
+      ->capture_default_str();
+  cmd->add_option("--stripe-base-url", c.stripe_base_url, "Stripe API base URL")
+      ->envname("SOUQ_STRIPE_BASE_URL")
+      ->capture_default_str();
+  cmd->add_option("--stripe-secret-key", c.stripe_secret_key, "Stripe secret key (sk_…)")->envname("SOUQ_STRIPE_SECRET_KEY");
+  cmd->add_option("--stripe-webhook-secret", c.stripe_webhook_secret, "Stripe webhook endpoint secret (whsec_…)")
+      ->envname("SOUQ_STRIPE_WEBHOOK_SECRET");
+  cmd->add_option("--webhook-tolerance", c.webhook_tolerance, "Seconds a webhook signature's timestamp may be off")
+      ->envname("SOUQ_WEBHOOK_TOLERANCE")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+}
+
 void add_notifications(CLI::App* cmd, Config& c) {
   cmd->add_option("--push-provider", c.push_provider, "dev (records, sends nothing) or fcm (Firebase Cloud Messaging HTTP v1)")
       ->envname("SOUQ_PUSH_PROVIDER")
@@ -120,6 +147,7 @@ int main(int argc, char** argv) {
   add_workers(serve, c);
   add_sms(serve, c);
   add_notifications(serve, c);
+  add_payments(serve, c);
   add_processes(serve, c);
   add_realtime(serve, c);
   add_storage(serve, c);
@@ -263,6 +291,7 @@ int main(int argc, char** argv) {
   add_workers(worker, c);
   add_sms(worker, c);
   add_notifications(worker, c);
+  add_payments(worker, c);
   add_processes(worker, c);
   add_realtime(worker, c);
   add_storage(worker, c);
@@ -272,6 +301,12 @@ int main(int argc, char** argv) {
   auto* processes_check = processes->add_subcommand(
       "check", "Validate the built-in definitions and those in --processes; print what would load");
   add_processes(processes_check, c);
+
+  auto* ledger = cli.add_subcommand("ledger", "The ledger");
+  ledger->require_subcommand(1);
+  auto* ledger_verify = ledger->add_subcommand(
+      "verify", "Recompute every hash chain and balance from the transfers; print a JSON report (exit 1 on a fault)");
+  add_common(ledger_verify, c);
 
   auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");
   add_common(migrate, c);
@@ -328,6 +363,7 @@ int main(int argc, char** argv) {
     if (list->parsed()) return app.jobs_list(status, limit);
     if (retry->parsed()) return app.jobs_retry(job_id);
     if (processes_check->parsed()) return app.processes_check();
+    if (ledger_verify->parsed()) return app.ledger_verify();
     if (seed->parsed()) return app.seed(seed_options);
     if (admin_create->parsed()) {
       souq::json body = {{"email", admin_email}, {"password", admin_password}, {"display_name", admin_name}};

@@ -63,11 +63,26 @@ notifications::Options notifications_options(const Config& c) {
   return o;
 }
 
-void register_all_actions(transactions::Actions& actions) {
+payments::Options payments_options(const Config& c) {
+  payments::Options o;
+  o.providers = c.payment_providers;
+  o.public_url = c.public_url.empty() ? "http://" + c.listen : c.public_url;
+  o.sandbox_secret = c.sandbox_secret;
+  o.merchant_id = c.merchant_id;
+  o.stripe_base_url = c.stripe_base_url;
+  o.stripe_secret_key = c.stripe_secret_key;
+  o.stripe_webhook_secret = c.stripe_webhook_secret;
+  o.webhook_tolerance = std::chrono::seconds(c.webhook_tolerance);
+  return o;
+}
+
+void register_all_actions(transactions::Actions& actions, payments::Payments* payments) {
   transactions::register_actions(actions);
   marketplace::Marketplace::register_actions(actions);
   ratings::Ratings::register_actions(actions);
   chat::Chat::register_actions(actions);
+  if (payments) payments->register_actions(actions);
+  else payments::Payments::register_action_names(actions);
 }
 
 namespace {
@@ -91,6 +106,9 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
       push(notifications::make_push_provider(notifications_options(config))),
       email(notifications::make_email_provider(notifications_options(config))),
       notifications(db, queue, identity, realtime, *push, *email),
+      ledger(db, queue, outbox),
+      payments(db, queue, outbox, identity, ledger, transactions, payments_options(config)),
+      idempotency(db),
       sms_(sms) {
   identity.start();
   identity.use_sms(sms_);
@@ -102,7 +120,7 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
     if (parsed.is_discarded()) throw std::invalid_argument("--oidc-config is not valid JSON: " + config.oidc_config);
     identity.use_oidc(identity::OidcVerifier::from_config(parsed));
   }
-  register_all_actions(actions);
+  register_all_actions(actions, &payments);
   processes.load(db, actions, config.processes_dir);
   if (!processes.latest(config.deal_process))
     throw transactions::ProcessError("--deal-process: no process named \"" + config.deal_process + "\" is loaded");
@@ -124,6 +142,19 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   open_conversations_about_subjects();
   reports.add_target("message", [this](db::Tx& tx, const std::string& id) { return chat.sender_of(tx, id); });
   notifications.register_jobs();
+  ledger.register_jobs();
+  payments.register_jobs();
+  // Commission follows the category of the request a deal answered.
+  payments.use_category_of([](db::Tx& tx, const transactions::Record& txn) -> std::optional<std::string> {
+    std::optional<db::Row> r;
+    if (txn.subject_type == "offer")
+      r = tx.query_one("SELECT r.category FROM offers o JOIN requests r ON r.id = o.request_id WHERE o.id = $1",
+                       {txn.subject_id});
+    else if (txn.subject_type == "request")
+      r = tx.query_one("SELECT category FROM requests WHERE id = $1", {txn.subject_id});
+    if (!r) return std::nullopt;
+    return r->text("category");
+  });
   tell_people(outbox);
 }
 
@@ -279,6 +310,12 @@ void Modules::route_to_user_channels(jobs::Outbox& outbox) {
       {"request.expired", {"buyer_id"}},   {"request.cancelled", {"buyer_id"}},
       {"rating.created", {"ratee_id"}},
   };
+  for (const auto& type : {"payment.succeeded", "payment.failed", "payment.flagged"})
+    realtime.route(outbox, type, [to_users](const json& e) { return to_users(e, {"payer_id"}, "payment.status_updated"); });
+  for (const auto& type : {"payout.requested", "payout.paid", "payout.failed"})
+    realtime.route(outbox, type, [to_users](const json& e) { return to_users(e, {"user_id"}, "payout.status_updated"); });
+  for (const std::string type : {"dispute.opened", "dispute.resolved"})
+    realtime.route(outbox, type, [to_users, type](const json& e) { return to_users(e, {"buyer_id", "seller_id"}, type); });
   for (const auto& [type, keys] : table)
     realtime.route(outbox, type, [to_users, type = type, keys = keys](const json& e) { return to_users(e, keys, type); });
   // Deal transitions (every process's transactions): both parties, as
@@ -298,6 +335,8 @@ void Modules::register_routes(api::Router& router, BlockingPool& blocking, Block
   realtime::register_routes(router, realtime, identity, blocking);
   chat::register_routes(router, chat, identity, blocking);
   notifications::register_routes(router, notifications, identity, blocking);
+  ledger::register_routes(router, ledger, identity, blocking);
+  payments::register_routes(router, payments, identity, idempotency, blocking);
 }
 
 }  // namespace souq::app

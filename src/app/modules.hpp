@@ -11,6 +11,8 @@
 #include "modules/chat/module.hpp"
 #include "modules/identity/module.hpp"
 #include "modules/identity/policy.hpp"
+#include "modules/ledger/module.hpp"
+#include "modules/payments/module.hpp"
 #include "modules/marketplace/module.hpp"
 #include "modules/notifications/module.hpp"
 #include "modules/ratings/module.hpp"
@@ -24,6 +26,7 @@ namespace souq::app {
 identity::Options identity_options(const Config& config);
 realtime::Options realtime_options(const Config& config);
 notifications::Options notifications_options(const Config& config);
+payments::Options payments_options(const Config& config);
 
 class Modules {
  public:
@@ -48,6 +51,9 @@ class Modules {
   std::unique_ptr<notifications::PushProvider> push;
   std::unique_ptr<notifications::EmailProvider> email;
   notifications::Notifications notifications;
+  ledger::Ledger ledger;
+  payments::Payments payments;
+  api::Idempotency idempotency;
 
  private:
   void route_to_user_channels(jobs::Outbox& outbox);
@@ -56,8 +62,9 @@ class Modules {
   sms::Sms& sms_;
 };
 
-// The actions every module registers, for loading processes without a
-// database (`souq processes check`).
-void register_all_actions(transactions::Actions& actions);
+// The actions every module registers. Without `payments` (loading processes
+// without a database: `souq processes check`), the payment actions are
+// known by name only.
+void register_all_actions(transactions::Actions& actions, payments::Payments* payments = nullptr);
 
 }  // namespace souq::app

@@ -1,0 +1,150 @@
+// The ledger's admin routes: what an operator inspects, manual adjustments as
+// linked batches (audited), and the verification of chains and balances.
+#include <regex>
+
+#include "core/id.hpp"
+#include "core/validation.hpp"
+#include "http/paging.hpp"
+#include "http/response.hpp"
+#include "modules/audit/module.hpp"
+#include "modules/ledger/module.hpp"
+
+namespace souq::ledger {
+namespace {
+
+void require_admin(const identity::Principal& who) {
+  if (!who.has_role("admin")) throw ApiError(403, "forbidden", "Only admins see and move the ledger.");
+}
+
+// One transfer of a POSTed batch.
+TransferSpec transfer_spec(const json& body, const std::string& where) {
+  if (!body.is_object()) throw ApiError::validation({{where, "must be an object"}});
+  Validator v(body);
+  v.only({"id", "kind", "debit_account_id", "credit_account_id", "amount", "pending_id", "timeout_seconds", "code",
+          "reference"});
+  TransferSpec s;
+  s.id = v.text("id", 1, 200).value_or("");
+  s.kind = v.one_of("kind", {"posted", "pending", "post", "void"}, false).value_or("posted");
+  bool resolves = s.kind == "post" || s.kind == "void";
+  s.debit_account_id = v.text("debit_account_id", 1, 64, !resolves).value_or("");
+  s.credit_account_id = v.text("credit_account_id", 1, 64, !resolves).value_or("");
+  // Zero, negative, fractional and overflowing amounts are refused here
+  // (post may omit it: the whole pending amount).
+  if (s.kind != "void") s.amount = v.amount("amount", 1, s.kind != "post").value_or(0);
+  s.pending_id = v.text("pending_id", 1, 200, resolves).value_or("");
+  if (auto t = v.integer("timeout_seconds", 1, 365LL * 24 * 3600, false)) s.timeout = std::chrono::seconds(*t);
+  s.code = v.slug("code", 60, false).value_or("adjustment");
+  s.reference = v.text("reference", 1, 200, false).value_or("");
+  try {
+    v.done();
+  } catch (const ApiError& e) {
+    json fields = json::object();
+    for (const auto& [k, why] : e.details()["fields"].items()) fields[where + "." + k] = why;
+    throw ApiError::validation(fields);
+  }
+  return s;
+}
+
+}  // namespace
+
+void register_routes(api::Router& router, Ledger& ledger, identity::Identity& identity, BlockingPool& blocking) {
+  router.get("/api/v1/admin/ledger/accounts", [&](api::Request& req) -> awaitable<api::Response> {
+    int limit = api::page_limit(req);
+    auto before = api::page_cursor(req);
+    auto l = req.query_param("ledger"), code = req.query_param("code"), owner = req.query_param("owner_id");
+    auto read = [&](db::Tx& tx, const identity::Principal& who) {
+      require_admin(who);
+      return ledger.accounts(tx, l, code, owner, before, limit);
+    };
+    auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+  });
+
+  router.get("/api/v1/admin/ledger/accounts/{id:id}", [&](api::Request& req) -> awaitable<api::Response> {
+    auto read = [&](db::Tx& tx, const identity::Principal& who) {
+      require_admin(who);
+      auto a = ledger.account(tx, req.param("id"));
+      if (!a) throw ApiError::not_found("No such account.");
+      return a->to_json();
+    };
+    co_return api::ok(req, co_await identity::authed_read(req, identity, blocking, read));
+  });
+
+  // A manual account (an operator's own: a bank, a correction account).
+  router.post("/api/v1/admin/ledger/accounts", [&](api::Request& req) -> awaitable<api::Response> {
+    auto who = co_await identity::require_user(req, identity, blocking);
+    require_admin(who);
+    Validator v(req.json_object());
+    v.only({"ledger", "code", "key", "flags"});
+    AccountSpec spec;
+    spec.ledger = v.currency("ledger").value_or("");
+    spec.code = v.slug("code", 60).value_or("");
+    auto key = v.text("key", 1, 200, false);
+    auto flags = v.strings("flags", 2, 1, 40, false).value_or(std::vector<std::string>{});
+    for (const auto& f : flags) {
+      if (f == "debits_must_not_exceed_credits") spec.flags |= kDebitsMustNotExceedCredits;
+      else if (f == "credits_must_not_exceed_debits") spec.flags |= kCreditsMustNotExceedDebits;
+      else v.fail("flags", "unknown flag " + f);
+    }
+    v.done();
+    spec.key = key ? "manual:" + *key : "manual:" + new_id("key");
+    co_return api::ok(req, co_await blocking.run([&] {
+      return ledger.db().write([&](db::Tx& tx) {
+        Account a = ledger.open(tx, spec);
+        audit::record(tx, {who.user_id, "ledger.account.open", "ledger_account", a.id, "", {{"key", a.key}}, req.request_id});
+        return a.to_json();
+      });
+    }), http::status::created);
+  });
+
+  router.get("/api/v1/admin/ledger/transfers", [&](api::Request& req) -> awaitable<api::Response> {
+    int limit = api::page_limit(req);
+    auto before = api::page_cursor(req);
+    auto account = req.query_param("account_id"), reference = req.query_param("reference");
+    auto read = [&](db::Tx& tx, const identity::Principal& who) {
+      require_admin(who);
+      return ledger.transfers(tx, account, reference, before, limit);
+    };
+    auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
+    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+  });
+
+  // A linked batch of transfers: every one is made or none is. Each
+  // transfer's id is its idempotency key. Audited with the reason.
+  router.post("/api/v1/admin/ledger/transfers", [&](api::Request& req) -> awaitable<api::Response> {
+    auto who = co_await identity::require_user(req, identity, blocking);
+    require_admin(who);
+    const json& body = req.json_object();
+    Validator v(body);
+    v.only({"transfers", "reason"});
+    auto reason = v.text("reason", 1, 500, false);
+    if (!body.contains("transfers") || !body["transfers"].is_array() || body["transfers"].empty() ||
+        body["transfers"].size() > 100)
+      v.fail("transfers", "must be a list of 1 to 100 transfers");
+    v.done();
+    std::vector<TransferSpec> batch;
+    for (size_t i = 0; i < body["transfers"].size(); ++i)
+      batch.push_back(transfer_spec(body["transfers"][i], "transfers[" + std::to_string(i) + "]"));
+    co_return api::ok(req, co_await blocking.run([&] {
+      return ledger.db().write([&](db::Tx& tx) {
+        auto made = ledger.transfer(tx, batch, req.request_id);
+        json out = json::array(), ids = json::array();
+        for (const auto& t : made) {
+          out.push_back(t.to_json());
+          ids.push_back(t.id);
+        }
+        audit::record(tx, {who.user_id, "ledger.transfer", "ledger_batch", made.front().batch_id, reason.value_or(""),
+                           {{"transfers", ids}}, req.request_id});
+        return json{{"transfers", out}};
+      });
+    }), http::status::created);
+  });
+
+  router.get("/api/v1/admin/ledger/verify", [&](api::Request& req) -> awaitable<api::Response> {
+    auto who = co_await identity::require_user(req, identity, blocking);
+    require_admin(who);
+    co_return api::ok(req, co_await blocking.run([&] { return ledger.verify().to_json(); }));
+  });
+}
+
+}  // namespace souq::ledger
