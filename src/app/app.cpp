@@ -160,6 +160,10 @@ int App::serve() {
   server_ptr = &server;
   SignalWaiter signals(server.main_context());
   uint16_t bound = server.start();
+  if (config_.public_url.empty()) {
+    bool any = host == "0.0.0.0" || host == "::" || host.empty();
+    modules.payments.use_public_url("http://" + (any ? std::string("127.0.0.1") : host) + ":" + std::to_string(bound));
+  }
   log::info("listening", {{"host", host},
                           {"port", bound},
                           {"database", db::engine_name(db_->engine())},

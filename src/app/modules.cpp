@@ -66,7 +66,7 @@ notifications::Options notifications_options(const Config& c) {
 payments::Options payments_options(const Config& c) {
   payments::Options o;
   o.providers = c.payment_providers;
-  o.public_url = c.public_url.empty() ? "http://" + c.listen : c.public_url;
+  o.public_url = c.public_url.empty() ? "http://" + c.listen : c.public_url;  // serve: the bound port, below
   o.sandbox_secret = c.sandbox_secret;
   o.merchant_id = c.merchant_id;
   o.stripe_base_url = c.stripe_base_url;
@@ -214,6 +214,13 @@ void Modules::tell_people(jobs::Outbox& outbox) {
     if (e.value("by", "") != "operator") return std::vector<Notice>{};
     return tell(e, "buyer_id", {"request.cancelled"}, {"request_id"});
   });
+  // Money that did not go where it was meant to.
+  for (const auto& [type, to] : std::vector<std::pair<std::string, std::string>>{
+           {"payout.paid", "user_id"}, {"payout.failed", "user_id"}, {"payment.failed", "payer_id"},
+           {"payment.flagged", "payer_id"}})
+    notifications.on(outbox, type, [tell, type = type, to = to](const json& e) {
+      return tell(e, to, {type}, {"payout_id", "payment_id", "transaction_id"});
+    });
   notifications.on(outbox, "rating.created",
                    [tell](const json& e) { return tell(e, "ratee_id", {"rating.created"}, {"rating_id", "transaction_id"}); });
   notifications.on(outbox, "report.decided", [tell](const json& e) {

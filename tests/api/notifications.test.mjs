@@ -12,7 +12,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { startSouq, assertSuccess, assertError, sleep, RFC3339_UTC } from './harness.mjs';
-import { auth, register, makeAdmin, makeSeller, postRequest, makeOffer, eventually } from './people.mjs';
+import { auth, register, makeAdmin, makeSeller, postRequest, makeOffer, eventually, payDeal } from './people.mjs';
 import { connectPusher, subscribe, recorder, closedAfterEachTest } from './realtime.mjs';
 import { startFakeFcm, startSmtpSink, FCM_SCOPE } from './fakes.mjs';
 
@@ -515,6 +515,9 @@ describe('acceptance and deal steps', () => {
     await waitFor(buyer, 'the buyer hears of the offer', (x) => x.type === 'offer.created');
     const deal = assertSuccess(await s.post(`/api/v1/offers/${offer.id}/accept`, undefined, auth(buyer)));
     await waitFor(seller, 'the seller hears of the acceptance', () => true);
+    await payDeal(s, buyer, deal);
+    const [paid] = await waitFor(seller, 'deal.pay for the seller', (x) => x.type === 'deal.pay');
+    assert.deepEqual([paid.category, dealIdOf(paid)], ['deals', deal.id]);
     await sleep(300);
     const sellerBefore = (await all(seller)).length;
     const buyerBefore = (await all(buyer)).length;

@@ -81,3 +81,49 @@ export async function eventually(what, check, ms = 10_000) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+// Money in `person`'s wallet: a sandbox top-up, completed on the sandbox's
+// hosted page, confirmed by its signed webhook. Returns the payment.
+export async function fundWallet(s, person, amount, currency = 'EGP') {
+  const pay = assertSuccess(await s.post('/api/v1/payments', { provider: 'sandbox', topup: { amount, currency } },
+    { headers: { ...auth(person).headers, 'Idempotency-Key': crypto.randomUUID() } }), 201);
+  assertSuccess(await s.post(`/sandbox/checkout/${pay.id}/complete`, { outcome: 'succeeded' }), 202);
+  let done;
+  await eventually(`top-up ${pay.id} confirmed`, async () => {
+    done = assertSuccess(await s.get(`/api/v1/payments/${pay.id}`, auth(person)));
+    return done.status === 'succeeded' || done.status;
+  });
+  return done;
+}
+
+// The buyer pays a deal that waits for payment: a top-up of its amount, then
+// the deal paid from the wallet (held in escrow). Returns the transaction.
+export async function payDeal(s, buyer, deal) {
+  await fundWallet(s, buyer, deal.amount, deal.currency);
+  assertSuccess(await s.post('/api/v1/payments', { provider: 'wallet', transaction_id: deal.id },
+    { headers: { ...auth(buyer).headers, 'Idempotency-Key': crypto.randomUUID() } }), 201);
+  return assertSuccess(await s.get(`/api/v1/transactions/${deal.id}`, auth(buyer)));
+}
+
+// Money (the payments module). Requests that move money carry an Idempotency-Key.
+export const withKey = (person, key = crypto.randomUUID()) =>
+  ({ headers: { ...auth(person).headers, 'Idempotency-Key': key } });
+
+// Tops up someone's wallet through the sandbox gateway (its hosted page, then its
+// signed webhook); resolves the payment once it has succeeded. Needs a server whose
+// --public-url (or fixed --listen port) reaches it and workers to deliver the webhook.
+export async function fundWallet(s, who, amount, { currency = 'EGP' } = {}) {
+  const p = assertSuccess(await s.post('/api/v1/payments', { topup: { amount, currency }, provider: 'sandbox' }, withKey(who)), 201);
+  assertSuccess(await s.post(`/sandbox/checkout/${p.id}/complete`, { outcome: 'succeeded' }), 202);
+  let now;
+  await eventually(`the top-up ${p.id} succeeding`, async () => {
+    now = assertSuccess(await s.get(`/api/v1/payments/${p.id}`, auth(who)));
+    return now.status === 'succeeded' || now.status;
+  });
+  return now;
+}
+
+// The buyer pays a transaction that waits for payment (from the wallet by default).
+export async function payDeal(s, buyer, transactionId, provider = 'wallet') {
+  return assertSuccess(await s.post('/api/v1/payments', { transaction_id: transactionId, provider }, withKey(buyer)), 201);
+}

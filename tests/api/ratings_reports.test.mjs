@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSouq, assertSuccess, assertError } from './harness.mjs';
-import { auth, register, makeAdmin, makeSeller, makePendingSeller, suspend, postRequest, makeOffer, offerBody, requestBody } from './people.mjs';
+import { auth, register, makeAdmin, makeSeller, makePendingSeller, suspend, postRequest, makeOffer, offerBody, requestBody, payDeal } from './people.mjs';
 
 let s, admin, buyer, seller;
 before(async () => {
@@ -22,6 +22,7 @@ async function completedDeal(b = buyer, sel = seller) {
   const r = await postRequest(s, b);
   const o = await makeOffer(s, sel, r.id);
   const d = assertSuccess(await s.post(`/api/v1/offers/${o.id}/accept`, undefined, auth(b)));
+  await payDeal(s, b, d);
   assertSuccess(await take(d.id, 'start', sel));
   assertSuccess(await take(d.id, 'deliver', sel));
   return { deal: d, request: r, offer: o };

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startSouq, startWorker, assertSuccess, assertError, sleep, SOUQ_BIN } from './harness.mjs';
-import { auth, register, makeAdmin, makeSeller, postRequest, makeOffer, events, eventually } from './people.mjs';
+import { auth, register, makeAdmin, makeSeller, postRequest, makeOffer, events, eventually, payDeal, fundWallet } from './people.mjs';
 
 let s, admin, buyer, seller, outsider;
 before(async () => {
@@ -42,32 +42,38 @@ test('the built-in processes are described for clients', async () => {
   assert.deepEqual(list.map((p) => p.name).sort(), ['escrow_purchase', 'negotiation']);
   const n = assertSuccess(await s.get('/api/v1/processes/negotiation'));
   assert.equal(n.initial, 'accepted');
-  assert.deepEqual(n.versions, [1]);
+  assert.deepEqual(n.versions, [2]);
   assert.deepEqual(n.on_create.map((a) => a.action), ['close_request', 'reject_other_offers', 'notify']);
   const auto = n.transitions.find((t) => t.name === 'auto_complete');
   assert.deepEqual(auto.timer, { after: 'P3D', after_seconds: 259200, since: 'entered:delivered' });
   assert.deepEqual(auto.actors, ['system']);
-  assert.deepEqual(n.transitions.find((t) => t.name === 'operator_cancel').from, ['accepted', 'in_progress', 'delivered', 'disputed']);
+  assert.deepEqual(n.transitions.find((t) => t.name === 'operator_cancel').from, ['accepted']);
+  const pay = n.transitions.find((t) => t.name === 'pay');
+  assert.deepEqual([pay.from, pay.to, pay.actors, pay.actions.map((a) => a.action)],
+    [['accepted'], 'paid', ['system'], ['hold_payment', 'notify']]);
   assertError(await s.get('/api/v1/processes/nope'), 404, 'not_found');
   assertError(await s.get('/api/v1/processes/negotiation?version=9'), 404, 'not_found');
   assertError(await s.get('/api/v1/processes/negotiation?version=x'), 422, 'validation_failed');
 });
 
-test('a negotiated deal moves accepted → in progress → delivered → completed, each step by its actor', async () => {
+test('a negotiated deal moves accepted → paid → in progress → delivered → completed, each step by its actor', async () => {
   const deal = await newDeal();
   const id = deal.id;
   assertError(await take(id, 'start', buyer), 403, 'forbidden');
+  assertError(await take(id, 'start', seller), 409, 'invalid_transition');
+  assertError(await take(id, 'pay', buyer), 403, 'forbidden');
   assertError(await take(id, 'deliver', seller), 409, 'invalid_transition');
   assertError(await take(id, 'fly', seller), 404, 'unknown_transition');
   assertError(await take(id, 'start', outsider), 404, 'not_found');
   assertError(await take(id, 'start'), 401, 'unauthenticated');
   assertError(await take(id, 'auto_complete', buyer), 403, 'forbidden');
+  assert.equal((await payDeal(s, buyer, deal)).state, 'paid');
   const started = assertSuccess(await s.post(`/api/v1/transactions/${id}/transitions/start`, undefined,
     { headers: { ...auth(seller).headers, 'X-Request-Id': 'start-work-1' } }));
   assert.equal(started.state, 'in_progress');
-  assert.deepEqual(started.next_transitions.map((t) => t.name), ['deliver', 'cancel']);
+  assert.deepEqual(started.next_transitions.map((t) => t.name).sort(), ['deliver', 'dispute', 'refund']);
   const delivered = assertSuccess(await take(id, 'deliver', seller));
-  assert.deepEqual(delivered.next_transitions, [], 'the seller waits for the buyer now');
+  assert.deepEqual(delivered.next_transitions.map((t) => t.name), ['dispute'], 'the seller waits for the buyer now');
   const seen = assertSuccess(await s.get(`/api/v1/transactions/${id}`, auth(buyer)));
   assert.deepEqual(seen.next_transitions.map((t) => t.name), ['confirm', 'dispute']);
   assert.equal(seen.timers.length, 1);
@@ -80,21 +86,22 @@ test('a negotiated deal moves accepted → in progress → delivered → complet
   assert.ok(done.ended_at);
   assert.deepEqual(done.history.map((h) => [h.transition, h.from, h.to, h.actor.type, h.actor.id]), [
     ['created', null, 'accepted', 'buyer', buyer.id],
-    ['start', 'accepted', 'in_progress', 'seller', seller.id],
+    ['pay', 'accepted', 'paid', 'system', null],
+    ['start', 'paid', 'in_progress', 'seller', seller.id],
     ['deliver', 'in_progress', 'delivered', 'seller', seller.id],
     ['confirm', 'delivered', 'completed', 'buyer', buyer.id],
   ]);
-  assert.equal(done.history[1].request_id, 'start-work-1', 'the history names the request');
+  assert.equal(done.history[2].request_id, 'start-work-1', 'the history names the request');
   assertError(await take(id, 'cancel', buyer, { reason: 'changed my mind' }), 409, 'invalid_transition');
   assert.deepEqual((await events(s, id)).filter((t) => t.startsWith('deal.')),
-    ['deal.created', 'deal.start', 'deal.deliver', 'deal.confirm']);
+    ['deal.created', 'deal.pay', 'deal.start', 'deal.deliver', 'deal.confirm']);
   const [ev] = await events(s, id, { type: 'deal.deliver', full: true });
   assert.deepEqual([ev.payload.from, ev.payload.to, ev.payload.actor_type, ev.payload.buyer_id], ['in_progress', 'delivered', 'seller', buyer.id]);
   const notes = await events(s, id, { type: 'notification.', full: true });
   assert.ok(notes.some((n) => n.payload.transition === 'deliver' && n.payload.recipients[0] === buyer.id));
 });
 
-test('cancelling needs a reason; an operator may cancel from any open state, and it is audited', async () => {
+test('cancelling needs a reason; an operator may cancel an unpaid deal and refund a paid one, audited', async () => {
   const a = await newDeal();
   assertError(await take(a.id, 'cancel', seller), 422, 'validation_failed');
   assertError(await take(a.id, 'cancel', seller, { reason: 'no' }), 422, 'validation_failed');
@@ -102,8 +109,6 @@ test('cancelling needs a reason; an operator may cancel from any open state, and
   assert.equal(c.state, 'cancelled');
   assert.equal(c.history.at(-1).reason, 'out of stock');
   const b = await newDeal();
-  assertSuccess(await take(b.id, 'start', seller));
-  assertSuccess(await take(b.id, 'deliver', seller));
   assertError(await take(b.id, 'operator_cancel', buyer, { reason: 'please' }), 403, 'forbidden');
   const viewed = assertSuccess(await s.get(`/api/v1/transactions/${b.id}`, auth(admin)));
   assert.deepEqual(viewed.my_roles, ['operator']);
@@ -112,28 +117,41 @@ test('cancelling needs a reason; an operator may cancel from any open state, and
   assert.deepEqual([op.state, op.history.at(-1).actor.type, op.history.at(-1).actor.id], ['cancelled', 'operator', admin.id]);
   const log = assertSuccess(await s.get(`/api/v1/admin/audit?target_id=${b.id}`, auth(admin)));
   assert.deepEqual(log.map((e) => [e.action, e.reason, e.details.from, e.details.to]),
-    [['deal.operator_cancel', 'fraud confirmed', 'delivered', 'cancelled']]);
+    [['deal.operator_cancel', 'fraud confirmed', 'accepted', 'cancelled']]);
+  // Once paid, cancelling is a refund: the held money goes back to the buyer.
+  const c2 = await newDeal();
+  await payDeal(s, buyer, c2);
+  assertSuccess(await take(c2.id, 'start', seller));
+  assertError(await take(c2.id, 'operator_cancel', admin, { reason: 'fraud' }), 409, 'invalid_transition');
+  const before = assertSuccess(await s.get('/api/v1/wallets', auth(buyer))).find((w) => w.currency === 'EGP');
+  assert.equal(before.held >= c2.amount, true);
+  const refunded = assertSuccess(await take(c2.id, 'refund', admin, { reason: 'fraud confirmed' }));
+  assert.equal(refunded.state, 'refunded');
+  const afterRefund = assertSuccess(await s.get('/api/v1/wallets', auth(buyer))).find((w) => w.currency === 'EGP');
+  assert.deepEqual([afterRefund.held, afterRefund.available], [before.held - c2.amount, before.available + c2.amount]);
 });
 
 test('a dispute goes to an operator, who resolves it', async () => {
   const d = await newDeal();
+  await payDeal(s, buyer, d);
   assertSuccess(await take(d.id, 'start', seller));
   assertSuccess(await take(d.id, 'deliver', seller));
   assertSuccess(await take(d.id, 'dispute', buyer, { reason: 'the screen is cracked' }));
   assertError(await take(d.id, 'resolve_complete', seller, { reason: 'it was fine' }), 403, 'forbidden');
-  assert.equal(assertSuccess(await take(d.id, 'resolve_cancel', admin, { reason: 'photos show damage' })).state, 'cancelled');
+  assert.equal(assertSuccess(await take(d.id, 'resolve_cancel', admin, { reason: 'photos show damage' })).state, 'refunded');
 });
 
 test('racing transitions: of ten identical steps at once, one wins and the rest are 409', async () => {
   const d = await newDeal();
+  await payDeal(s, buyer, d);
   const results = await Promise.all(Array.from({ length: 10 }, () => take(d.id, 'start', seller)));
   assert.equal(results.filter((r) => r.status === 200).length, 1, results.map((r) => r.status).join(','));
   for (const r of results.filter((x) => x.status !== 200)) assertError(r, 409, 'invalid_transition');
   const after = assertSuccess(await s.get(`/api/v1/transactions/${d.id}`, auth(seller)));
   assert.equal(after.history.filter((h) => h.transition === 'start').length, 1);
-  // cancel by the buyer and deliver by the seller at the same time: one of them
-  const [cancel, deliver] = await Promise.all([take(d.id, 'cancel', buyer, { reason: 'too slow' }), take(d.id, 'deliver', seller)]);
-  assert.equal([cancel.status, deliver.status].filter((x) => x === 200).length, 1, `${cancel.status} ${deliver.status}`);
+  // a refund by the seller and delivery by the seller at the same time: one of them
+  const [refund, deliver] = await Promise.all([take(d.id, 'refund', seller, { reason: 'cannot finish' }), take(d.id, 'deliver', seller)]);
+  assert.equal([refund.status, deliver.status].filter((x) => x === 200).length, 1, `${refund.status} ${deliver.status}`);
 });
 
 test('seed 004: an escrowed purchase request is funded, delivered and released, or disputed and refunded', async () => {
@@ -142,11 +160,14 @@ test('seed 004: an escrowed purchase request is funded, delivered and released, 
   assert.deepEqual(d.timers.map((t) => t.transition), ['payment_timeout']);
   assertError(await take(d.id, 'fund', buyer), 403, 'forbidden');
   assertError(await take(d.id, 'deliver', seller), 409, 'invalid_transition');
+  // An operator funds from the buyer's wallet; with nothing in it, nothing moves.
+  assertError(await take(d.id, 'fund', admin), 409, 'insufficient_funds');
+  await fundWallet(s, buyer, d.amount);
   assert.equal(assertSuccess(await take(d.id, 'fund', admin)).state, 'funded');
   assertSuccess(await take(d.id, 'deliver', seller));
   assert.equal(assertSuccess(await take(d.id, 'release', buyer)).state, 'completed');
   const e = await newDeal(s, { admin, buyer, seller }, { process: 'escrow_purchase' });
-  assertSuccess(await take(e.id, 'fund', admin));
+  assert.equal((await payDeal(s, buyer, e)).state, 'funded');
   assertSuccess(await take(e.id, 'dispute', buyer, { reason: 'never arrived' }));
   assert.equal(assertSuccess(await take(e.id, 'resolve_refund', admin, { reason: 'no proof of delivery' })).state, 'refunded');
 });

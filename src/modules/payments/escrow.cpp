@@ -429,7 +429,7 @@ void Payments::settle_payout(const std::string& payout_id, const std::string& re
     ledger_.transfer(tx, t, request_id);
     outbox_.emit(tx, "payout." + status,
                  {{"payout_id", p.id}, {"user_id", p.user_id}, {"status", status}, {"amount", p.amount},
-                  {"currency", p.currency}, {"failure_message", result.failure}},
+                  {"currency", p.currency}, {"destination", p.destination}, {"failure_message", result.failure}},
                  p.id, request_id);
   });
 }

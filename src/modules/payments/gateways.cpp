@@ -44,13 +44,14 @@ std::string str_field(const json& o, const char* key) {
 
 class Sandbox : public Gateway {
  public:
-  Sandbox(const Options& o, std::function<std::string()> secret) : options_(o), secret_(std::move(secret)) {}
+  Sandbox(const Options& o, std::function<std::string()> secret, std::function<std::string()> public_url)
+      : options_(o), secret_(std::move(secret)), public_url_(std::move(public_url)) {}
   std::string name() const override { return "sandbox"; }
 
   Intent create(const Payment& p) override {
     Intent out;
     out.provider_ref = "sbx_" + p.id;
-    out.next_action = {{"type", "redirect"}, {"url", options_.public_url + "/sandbox/checkout/" + p.id}};
+    out.next_action = {{"type", "redirect"}, {"url", public_url_() + "/sandbox/checkout/" + p.id}};
     return out;
   }
 
@@ -85,6 +86,7 @@ class Sandbox : public Gateway {
  private:
   Options options_;
   std::function<std::string()> secret_;
+  std::function<std::string()> public_url_;
 };
 
 class Stripe : public Gateway {
@@ -215,8 +217,9 @@ void verify_signature(const std::string& header, const std::string& body, const 
   }
 }
 
-std::unique_ptr<Gateway> make_sandbox(const Options& options, std::function<std::string()> secret) {
-  return std::make_unique<Sandbox>(options, std::move(secret));
+std::unique_ptr<Gateway> make_sandbox(const Options& options, std::function<std::string()> secret,
+                                      std::function<std::string()> public_url) {
+  return std::make_unique<Sandbox>(options, std::move(secret), std::move(public_url));
 }
 
 std::unique_ptr<Gateway> make_stripe(const Options& options) { return std::make_unique<Stripe>(options); }

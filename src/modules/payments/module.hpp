@@ -58,7 +58,7 @@ struct Payment {
   std::optional<std::string> failure_code, failure_message, flag_reason;
   std::string created_at, updated_at;
   std::optional<std::string> succeeded_at;
-  json to_json(const Options& options) const;
+  json to_json(const std::string& public_url) const;
 };
 
 struct Payout {
@@ -113,7 +113,8 @@ void verify_signature(const std::string& header, const std::string& body, const 
                       std::chrono::seconds tolerance, bool check_age);
 std::string sign(const std::string& body, const std::string& secret, int64_t unix_time);
 
-std::unique_ptr<Gateway> make_sandbox(const Options& options, std::function<std::string()> secret);
+std::unique_ptr<Gateway> make_sandbox(const Options& options, std::function<std::string()> secret,
+                                      std::function<std::string()> public_url);
 std::unique_ptr<Gateway> make_stripe(const Options& options);
 
 struct CommissionRule {
@@ -203,6 +204,10 @@ class Payments {
 
   db::Database& db() { return db_; }
   const Options& options() const { return options_; }
+  // Where the sandbox's page and webhook reach this server: --public-url, or
+  // once the server has bound its port, http://127.0.0.1:<port>.
+  std::string public_url() const;
+  void use_public_url(const std::string& url);
   Gateway* gateway(const std::string& name);
 
  private:
@@ -236,6 +241,8 @@ class Payments {
   std::function<std::optional<std::string>(db::Tx&, const transactions::Record&)> category_of_;
   std::mutex secret_mutex_;
   std::string sandbox_secret_;
+  mutable std::mutex url_mutex_;
+  std::string public_url_;
 };
 
 // The wallet, payment, webhook, payout, dispute and commission routes, and

@@ -66,7 +66,7 @@ constexpr int kSandboxDeliveryAttempts = 8;
 
 }  // namespace
 
-json Payment::to_json(const Options& options) const {
+json Payment::to_json(const std::string& public_url) const {
   json out = {{"id", id},
               {"status", status},
               {"purpose", purpose},
@@ -82,7 +82,7 @@ json Payment::to_json(const Options& options) const {
               {"updated_at", updated_at},
               {"succeeded_at", opt(succeeded_at)}};
   if (status == "pending" && provider == "sandbox")
-    out["next_action"] = {{"type", "redirect"}, {"url", options.public_url + "/sandbox/checkout/" + id}};
+    out["next_action"] = {{"type", "redirect"}, {"url", public_url + "/sandbox/checkout/" + id}};
   if (status == "pending" && provider == "stripe" && client_secret)
     out["next_action"] = {{"type", "stripe_client_secret"}, {"client_secret", *client_secret}};
   if (failure_code) out["failure"] = {{"code", *failure_code}, {"message", failure_message.value_or("")}};
@@ -98,11 +98,11 @@ Payments::Payments(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, i
       ledger_(ledger),
       transactions_(transactions),
       options_(std::move(options)) {
-  while (!options_.public_url.empty() && options_.public_url.back() == '/') options_.public_url.pop_back();
+  use_public_url(options_.public_url);
   for (const auto& name : options_.providers) {
     if (name == "wallet") continue;
     if (name == "sandbox") {
-      gateways_[name] = make_sandbox(options_, [this] { return sandbox_secret(); });
+      gateways_[name] = make_sandbox(options_, [this] { return sandbox_secret(); }, [this] { return public_url(); });
     } else if (name == "stripe") {
       if (options_.stripe_secret_key.empty() || options_.stripe_webhook_secret.empty())
         throw std::invalid_argument("--payment-providers stripe needs --stripe-secret-key and --stripe-webhook-secret");
@@ -111,6 +111,17 @@ Payments::Payments(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, i
       throw std::invalid_argument("--payment-providers: unknown provider \"" + name + "\" (wallet, sandbox, stripe)");
     }
   }
+}
+
+std::string Payments::public_url() const {
+  std::lock_guard lock(url_mutex_);
+  return public_url_;
+}
+
+void Payments::use_public_url(const std::string& url) {
+  std::lock_guard lock(url_mutex_);
+  public_url_ = url;
+  while (!public_url_.empty() && public_url_.back() == '/') public_url_.pop_back();
 }
 
 Gateway* Payments::gateway(const std::string& name) {
@@ -143,7 +154,7 @@ void Payments::register_jobs() {
     std::string body = job.payload.value("event", json::object()).dump();
     int64_t t = std::chrono::duration_cast<std::chrono::seconds>(now().time_since_epoch()).count();
     HttpRequest r;
-    r.url = options_.public_url + "/api/v1/payments/webhooks/sandbox";
+    r.url = public_url() + "/api/v1/payments/webhooks/sandbox";
     r.headers = {{"Content-Type", "application/json"}, {"Souq-Signature", sign(body, sandbox_secret(), t)}};
     r.body = body;
     HttpResult res = http_call(r);
@@ -243,7 +254,7 @@ const transactions::Transition* Payments::resolution(const transactions::Record&
 
 void Payments::publish_payment(db::Tx& tx, const Payment& p, const std::string& request_id) {
   auto now = load_payment(tx, p.id);
-  json payload = now->to_json(options_);
+  json payload = now->to_json(public_url());
   payload["payment_id"] = p.id;
   payload["payer_id"] = p.payer_id;
   outbox_.emit(tx, "payment." + now->status, payload, p.id, request_id);
@@ -299,7 +310,7 @@ json Payments::pay(const identity::Principal& who, const PayRequest& r, const st
       transactions_.apply(tx, *txn, payable(*txn)->name, {"system", ""}, "", request_id);
       publish_payment(tx, p, request_id);
     }
-    return load_payment(tx, p.id)->to_json(options_);
+    return load_payment(tx, p.id)->to_json(public_url());
   });
   if (wallet_pay) return result;
 
@@ -319,14 +330,14 @@ json Payments::pay(const identity::Principal& who, const PayRequest& r, const st
     tx.exec("UPDATE payments SET provider_ref = $2, client_secret = $3, updated_at = $4 WHERE id = $1",
             {p.id, intent.provider_ref, intent.client_secret.empty() ? db::Value(nullptr) : db::Value(intent.client_secret),
              now_text()});
-    return load_payment(tx, p.id)->to_json(options_);
+    return load_payment(tx, p.id)->to_json(public_url());
   });
 }
 
 json Payments::payment(db::Tx& tx, const std::string& id, const identity::Principal& who) {
   auto p = load_payment(tx, id);
   if (!p || (p->payer_id != who.user_id && !who.has_role("admin"))) throw ApiError::not_found("No such payment.");
-  return p->to_json(options_);
+  return p->to_json(public_url());
 }
 
 std::pair<json, json> Payments::list_payments(db::Tx& tx, const std::optional<std::string>& status,
@@ -343,7 +354,7 @@ std::pair<json, json> Payments::list_payments(db::Tx& tx, const std::optional<st
   }
   sql += " ORDER BY id DESC LIMIT $1";
   return db::page_of(tx.query(sql, params), limit, [&](const db::Row& r) {
-    json out = payment_of(r).to_json(options_);
+    json out = payment_of(r).to_json(public_url());
     out["payer_id"] = r.text("payer_id");
     return out;
   });
