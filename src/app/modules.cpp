@@ -335,7 +335,7 @@ void Modules::route_to_user_channels(jobs::Outbox& outbox) {
 void Modules::register_routes(api::Router& router, BlockingPool& blocking, BlockingPool& cpu) {
   identity::register_routes(router, identity, blocking, cpu);
   identity::register_moderation_routes(router, identity, policy, blocking, &sms_);
-  transactions::register_routes(router, transactions, identity, blocking);
+  transactions::register_routes(router, transactions, identity, blocking, &idempotency);
   marketplace::register_routes(router, marketplace, identity, policy, blocking);
   ratings::register_routes(router, ratings, identity, blocking);
   reports::register_routes(router, reports, identity, policy, blocking);

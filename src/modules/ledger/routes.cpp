@@ -1,6 +1,6 @@
 // The ledger's admin routes: what an operator inspects, manual adjustments as
 // linked batches (audited), and the verification of chains and balances.
-#include <regex>
+#include <algorithm>
 
 #include "core/id.hpp"
 #include "core/validation.hpp"
@@ -14,6 +14,31 @@ namespace {
 
 void require_admin(const identity::Principal& who) {
   if (!who.has_role("admin")) throw ApiError(403, "forbidden", "Only admins see and move the ledger.");
+}
+
+// An account's or a transfer's code: the ledger's own vocabulary has
+// underscores (user_wallet, escrow_hold, payout_failed), so an operator's
+// may too: 1 to 60 lower-case letters, digits, '_' and '-', beginning and
+// ending with a letter or digit.
+std::optional<std::string> ledger_code(Validator& v, bool required) {
+  auto code = v.text("code", 1, 60, required);
+  if (!code) return std::nullopt;
+  auto inner = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; };
+  auto edge = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!edge(code->front()) || !edge(code->back()) || !std::all_of(code->begin(), code->end(), inner)) {
+    v.fail("code", "must be 1 to 60 lower-case letters, digits, '_' and '-', beginning and ending with a letter or digit");
+    return std::nullopt;
+  }
+  return code;
+}
+
+// The transfers list's cursor is a transfer id, which is the caller's (any
+// text of 1 to 200 characters), not one of souq's own ids.
+std::optional<std::string> transfer_cursor(const api::Request& req) {
+  auto cursor = req.query_param("cursor");
+  if (cursor && (cursor->empty() || cursor->size() > 200))
+    throw ApiError::validation({{"cursor", "is not a cursor this API gave out"}});
+  return cursor;
 }
 
 // One transfer of a POSTed batch.
@@ -33,7 +58,7 @@ TransferSpec transfer_spec(const json& body, const std::string& where) {
   if (s.kind != "void") s.amount = v.amount("amount", 1, s.kind != "post").value_or(0);
   s.pending_id = v.text("pending_id", 1, 200, resolves).value_or("");
   if (auto t = v.integer("timeout_seconds", 1, 365LL * 24 * 3600, false)) s.timeout = std::chrono::seconds(*t);
-  s.code = v.slug("code", 60, false).value_or("adjustment");
+  s.code = ledger_code(v, false).value_or("adjustment");
   s.reference = v.text("reference", 1, 200, false).value_or("");
   try {
     v.done();
@@ -78,7 +103,7 @@ void register_routes(api::Router& router, Ledger& ledger, identity::Identity& id
     v.only({"ledger", "code", "key", "flags"});
     AccountSpec spec;
     spec.ledger = v.currency("ledger").value_or("");
-    spec.code = v.slug("code", 60).value_or("");
+    spec.code = ledger_code(v, true).value_or("");
     auto key = v.text("key", 1, 200, false);
     auto flags = v.strings("flags", 2, 1, 40, false).value_or(std::vector<std::string>{});
     for (const auto& f : flags) {
@@ -99,7 +124,7 @@ void register_routes(api::Router& router, Ledger& ledger, identity::Identity& id
 
   router.get("/api/v1/admin/ledger/transfers", [&](api::Request& req) -> awaitable<api::Response> {
     int limit = api::page_limit(req);
-    auto before = api::page_cursor(req);
+    auto before = transfer_cursor(req);
     auto account = req.query_param("account_id"), reference = req.query_param("reference");
     auto read = [&](db::Tx& tx, const identity::Principal& who) {
       require_admin(who);

@@ -219,9 +219,14 @@ void register_routes(api::Router& router, Payments& payments, identity::Identity
     auto reason = v.multiline("reason", 1, 2000);
     if (outcome && *outcome != "split" && buyer_amount) v.fail("buyer_amount", "only a split names the buyer's part");
     v.done();
-    co_return api::ok(req, co_await blocking.run([&] {
-      return payments.resolve_dispute(who, req.param("id"), *outcome, buyer_amount, *reason, req.request_id);
-    }));
+    auto resolve = [&]() -> awaitable<api::Response> {
+      json out = co_await blocking.run([&] {
+        return payments.resolve_dispute(who, req.param("id"), *outcome, buyer_amount, *reason, req.request_id);
+      });
+      co_return api::ok(req, std::move(out));
+    };
+    if (!req.header("Idempotency-Key").empty()) co_return co_await idempotency.run(req, who.user_id, blocking, resolve);
+    co_return co_await resolve();
   });
 
   // ---- commission

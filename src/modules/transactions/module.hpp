@@ -17,6 +17,7 @@
 #include "core/blocking.hpp"
 #include "core/json.hpp"
 #include "db/database.hpp"
+#include "http/idempotency.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
 #include "modules/identity/module.hpp"
@@ -191,6 +192,6 @@ void register_actions(Actions& actions);
 // GET /api/v1/processes[/{name}], GET /api/v1/transactions[/{id}],
 // POST /api/v1/transactions/{id}/transitions/{name}.
 void register_routes(api::Router& router, Transactions& transactions, identity::Identity& identity,
-                     BlockingPool& blocking);
+                     BlockingPool& blocking, api::Idempotency* idempotency = nullptr);
 
 }  // namespace souq::transactions

@@ -20,7 +20,7 @@ json describe(const Processes& processes, const Process& p) {
 }  // namespace
 
 void register_routes(api::Router& router, Transactions& transactions, identity::Identity& identity,
-                     BlockingPool& blocking) {
+                     BlockingPool& blocking, api::Idempotency* idempotency) {
   // Public: clients show the steps of a flow before anyone signs in.
   router.get("/api/v1/processes", [&](Request& req) -> awaitable<Response> {
     json out = json::array();
@@ -61,9 +61,17 @@ void register_routes(api::Router& router, Transactions& transactions, identity::
   router.post("/api/v1/transactions/{id:id}/transitions/{name}", [&](Request& req) -> awaitable<Response> {
     auto who = co_await identity::require_user(req, identity, blocking);
     std::string reason = lone_text(req.body, "reason", 3, 1000, false);
-    co_return api::ok(req, co_await blocking.run([&] {
-      return transactions.take(who, req.param("id"), req.param("name"), reason, req.request_id);
-    }));
+    auto step = [&]() -> awaitable<Response> {
+      json out = co_await blocking.run([&] {
+        return transactions.take(who, req.param("id"), req.param("name"), reason, req.request_id);
+      });
+      co_return api::ok(req, std::move(out));
+    };
+    // A step may move money (release, refund): an Idempotency-Key, when
+    // sent, makes a retried step answer as the first did.
+    if (idempotency && !req.header("Idempotency-Key").empty())
+      co_return co_await idempotency->run(req, who.user_id, blocking, step);
+    co_return co_await step();
   });
 }
 
