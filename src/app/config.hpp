@@ -72,7 +72,7 @@ struct Config {
   std::string email_from = "Souq <no-reply@souq.localhost>";
   // payments
   std::string public_url;  // empty: http://<listen>
-  std::vector<std::string> payment_providers = {"wallet", "sandbox"};
+  std::vector<std::string> payment_providers;  // empty: wallet, plus the sandbox with --dev
   std::string sandbox_secret;  // empty: made once and kept in the database
   std::string merchant_id = "souq";
   std::string stripe_base_url = "https://api.stripe.com";

@@ -46,11 +46,12 @@ void add_payments(CLI::App* cmd, Config& c) {
   cmd->add_option("--public-url", c.public_url,
                   "This server's public base URL (the sandbox's checkout page and webhooks); default http://<listen>")
       ->envname("SOUQ_PUBLIC_URL");
-  cmd->add_option("--payment-providers", c.payment_providers, "Payment providers: wallet, sandbox, stripe")
+  cmd->add_option("--payment-providers", c.payment_providers,
+                  "Payment providers: wallet, sandbox (a test gateway anyone can pay through), stripe "
+                  "(default: wallet, and sandbox with --dev)")
       ->envname("SOUQ_PAYMENT_PROVIDERS")
       ->delimiter(',')
-      ->check(CLI::IsMember({"wallet", "sandbox", "stripe"}))
-      ->capture_default_str();
+      ->check(CLI::IsMember({"wallet", "sandbox", "stripe"}));
   cmd->add_option("--sandbox-secret", c.sandbox_secret,
                   "Secret the sandbox gateway signs its webhooks with (default: made once, kept in the database)")
       ->envname("SOUQ_SANDBOX_SECRET");

@@ -66,6 +66,7 @@ notifications::Options notifications_options(const Config& c) {
 payments::Options payments_options(const Config& c) {
   payments::Options o;
   o.providers = c.payment_providers;
+  if (o.providers.empty()) o.providers = c.dev ? std::vector<std::string>{"wallet", "sandbox"} : std::vector<std::string>{"wallet"};
   o.public_url = c.public_url.empty() ? "http://" + c.listen : c.public_url;  // serve: the bound port, below
   o.sandbox_secret = c.sandbox_secret;
   o.merchant_id = c.merchant_id;

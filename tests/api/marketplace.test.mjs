@@ -199,7 +199,7 @@ test('accepting makes a deal in one step: offer accepted, others rejected, reque
   const deal = assertSuccess(await s.post(`/api/v1/offers/${o1.id}/accept`, undefined, auth(buyer)));
   assert.match(deal.id, /^deal_/);
   assert.equal(deal.state, 'accepted');
-  assert.deepEqual(deal.process, { name: 'negotiation', version: 1 });
+  assert.deepEqual(deal.process, { name: 'negotiation', version: 2 });
   assert.equal(deal.amount, 1_500_000);
   assert.deepEqual([deal.buyer.id, deal.seller.id], [buyer.id, seller.id]);
   assert.equal(deal.offer.id, o1.id);

@@ -7,6 +7,7 @@
 #include "core/log.hpp"
 #include "core/money.hpp"
 #include "core/time.hpp"
+#include "http/paging.hpp"
 #include "modules/ledger/module.hpp"
 
 namespace souq::ledger {
@@ -338,13 +339,23 @@ Transfer Ledger::make(db::Tx& tx, const TransferSpec& s, const std::string& batc
   t.prev_hash = head->text("hash");
   t.hash = chain_hash(t.prev_hash, t);
 
-  tx.exec(std::string("INSERT INTO ledger_transfers (") + kTransferColumns +
-              ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-          {t.id, t.ledger, t.seq, t.kind, t.debit_account_id, t.credit_account_id, t.amount,
-           t.pending_id ? db::Value(*t.pending_id) : db::Value(nullptr),
-           t.timeout_at ? db::Value(*t.timeout_at) : db::Value(nullptr), t.code,
-           t.reference.empty() ? db::Value(nullptr) : db::Value(t.reference), t.batch_id, t.created_at, t.prev_hash,
-           t.hash});
+  try {
+    tx.exec(std::string("INSERT INTO ledger_transfers (") + kTransferColumns +
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            {t.id, t.ledger, t.seq, t.kind, t.debit_account_id, t.credit_account_id, t.amount,
+             t.pending_id ? db::Value(*t.pending_id) : db::Value(nullptr),
+             t.timeout_at ? db::Value(*t.timeout_at) : db::Value(nullptr), t.code,
+             t.reference.empty() ? db::Value(nullptr) : db::Value(t.reference), t.batch_id, t.created_at, t.prev_hash,
+             t.hash});
+  } catch (const db::ConstraintError& e) {
+    // PostgreSQL: the idempotency check above ran before the head's lock, so
+    // a concurrent request with the same transfer id (a client's retry while
+    // its first attempt is in flight) may have committed it since. Run the
+    // transaction again: the check then finds it and answers as for any
+    // replay (the original, or 409 transfer_id_reused).
+    if (e.kind() != db::ConstraintError::Kind::unique) throw;
+    throw db::RetryableError("ledger: transfer " + t.id + " was written concurrently: " + e.what());
+  }
   tx.exec("UPDATE ledger_accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3 WHERE id = $1",
           {debit->id, d_pending, d_posted});
   tx.exec("UPDATE ledger_accounts SET credits_pending = credits_pending + $2, credits_posted = credits_posted + $3 WHERE id = $1",
@@ -409,20 +420,23 @@ void Ledger::expire(db::Tx& tx, const std::string& pending_id, const std::string
                pending_id, request_id);
 }
 
-std::pair<json, json> Ledger::history(db::Tx& tx, const std::string& account_id,
-                                      const std::optional<std::string>& before, int limit) {
-  // Ids are the callers'; order by the chain instead, newest first.
+std::pair<json, json> Ledger::history(db::Tx& tx, const std::string& account_id, const std::optional<json>& before,
+                                      int limit) {
   std::string sql = std::string("SELECT ") + kTransferColumns +
                     " FROM ledger_transfers WHERE (debit_account_id = $1 OR credit_account_id = $1)";
   db::Params p{account_id, limit + 1};
   if (before) {
-    auto at = find(tx, *before);
-    if (!at) throw ApiError::validation({{"cursor", "is not a transfer of this list"}});
-    p.push_back(at->seq);
+    if (!before->is_object() || !before->contains("seq") || !(*before)["seq"].is_number_integer())
+      throw ApiError::validation({{"cursor", "is not a cursor of this list"}});
+    p.push_back((*before)["seq"].get<int64_t>());
     sql += " AND seq < $3";
   }
   sql += " ORDER BY seq DESC LIMIT $2";
-  return db::page_of(tx.query(sql, p), limit, [](const db::Row& r) { return transfer_of(r).to_json(); });
+  auto rows = tx.query(sql, p);
+  json items = json::array();
+  for (size_t i = 0; i < rows.size() && int(i) < limit; ++i) items.push_back(transfer_of(rows[i]).to_json());
+  json next = int(rows.size()) > limit ? json(api::encode_cursor({{"seq", items.back()["seq"]}})) : json(nullptr);
+  return {items, next};
 }
 
 std::pair<json, json> Ledger::accounts(db::Tx& tx, const std::optional<std::string>& ledger,
@@ -444,8 +458,8 @@ std::pair<json, json> Ledger::accounts(db::Tx& tx, const std::optional<std::stri
 }
 
 std::pair<json, json> Ledger::transfers(db::Tx& tx, const std::optional<std::string>& account_id,
-                                        const std::optional<std::string>& reference,
-                                        const std::optional<std::string>& before, int limit) {
+                                        const std::optional<std::string>& reference, const std::optional<json>& before,
+                                        int limit) {
   db::Params p{limit + 1};
   std::string sql = std::string("SELECT ") + kTransferColumns + " FROM ledger_transfers WHERE true";
   if (account_id) {
@@ -458,15 +472,22 @@ std::pair<json, json> Ledger::transfers(db::Tx& tx, const std::optional<std::str
   }
   if (before) {
     // Newest first across ledgers: by creation time, then id.
-    auto at = find(tx, *before);
-    if (!at) throw ApiError::validation({{"cursor", "is not a transfer of this list"}});
-    p.push_back(at->created_at);
-    p.push_back(at->id);
-    sql += " AND (created_at < $" + std::to_string(p.size() - 1) + " OR (created_at = $" +
-           std::to_string(p.size() - 1) + " AND id < $" + std::to_string(p.size()) + "))";
+    if (!before->is_object() || !before->contains("at") || !(*before)["at"].is_string() || !before->contains("id") ||
+        !(*before)["id"].is_string())
+      throw ApiError::validation({{"cursor", "is not a cursor of this list"}});
+    p.push_back((*before)["at"].get<std::string>());
+    p.push_back((*before)["id"].get<std::string>());
+    std::string at = "$" + std::to_string(p.size() - 1), id = "$" + std::to_string(p.size());
+    sql += " AND (created_at < " + at + " OR (created_at = " + at + " AND id < " + id + "))";
   }
   sql += " ORDER BY created_at DESC, id DESC LIMIT $1";
-  return db::page_of(tx.query(sql, p), limit, [](const db::Row& r) { return transfer_of(r).to_json(); });
+  auto rows = tx.query(sql, p);
+  json items = json::array();
+  for (size_t i = 0; i < rows.size() && int(i) < limit; ++i) items.push_back(transfer_of(rows[i]).to_json());
+  json next = int(rows.size()) > limit
+                  ? json(api::encode_cursor({{"at", items.back()["created_at"]}, {"id", items.back()["id"]}}))
+                  : json(nullptr);
+  return {items, next};
 }
 
 VerifyReport Ledger::verify() {
@@ -570,7 +591,24 @@ VerifyReport Ledger::verify() {
     if (orphans && orphans->integer("n") > 0) fault("head_missing", "", "", "", "transfers on a ledger without a head");
 
     // Every account's stored balances against its transfers; the totals per ledger.
-    std::map<std::string, Sums> stored_totals, computed_totals;
+    // A ledger's totals add up many accounts, each within int64: they may
+    // pass 2^63 on a legal ledger, so they are summed in 128 bits.
+    struct Totals {
+      __int128 debits_pending = 0, debits_posted = 0, credits_pending = 0, credits_posted = 0;
+    };
+    auto total_json = [](__int128 v) -> json {
+      if (v >= 0 && v <= __int128(UINT64_MAX)) return json(uint64_t(v));
+      if (v < 0 && v >= __int128(INT64_MIN)) return json(int64_t(v));
+      std::string digits;
+      bool negative = v < 0;
+      do {
+        int d = int(v % 10);
+        digits.insert(digits.begin(), char('0' + (d < 0 ? -d : d)));
+        v /= 10;
+      } while (v != 0);
+      return json(negative ? "-" + digits : digits);
+    };
+    std::map<std::string, Totals> stored_totals;
     for (const auto& r : tx.query(std::string("SELECT ") + kAccountColumns + " FROM ledger_accounts ORDER BY id")) {
       Account a = account_of(r);
       ++report.accounts;
@@ -583,25 +621,24 @@ VerifyReport Ledger::verify() {
                   " (debits pending/posted, credits pending/posted) but the transfers sum to " +
                   std::to_string(c.debits_pending) + "/" + std::to_string(c.debits_posted) + "/" +
                   std::to_string(c.credits_pending) + "/" + std::to_string(c.credits_posted));
-      if ((a.flags & kDebitsMustNotExceedCredits) && a.debits_pending + a.debits_posted > a.credits_posted)
+      if ((a.flags & kDebitsMustNotExceedCredits) && __int128(a.debits_pending) + a.debits_posted > a.credits_posted)
         fault("limit_exceeded", a.ledger, "", a.id, "debits exceed credits on an account that forbids it");
-      if ((a.flags & kCreditsMustNotExceedDebits) && a.credits_pending + a.credits_posted > a.debits_posted)
+      if ((a.flags & kCreditsMustNotExceedDebits) && __int128(a.credits_pending) + a.credits_posted > a.debits_posted)
         fault("limit_exceeded", a.ledger, "", a.id, "credits exceed debits on an account that forbids it");
-      for (auto* totals : {&stored_totals[a.ledger]}) {
-        add(totals->debits_pending, a.debits_pending, a.ledger, "");
-        add(totals->debits_posted, a.debits_posted, a.ledger, "");
-        add(totals->credits_pending, a.credits_pending, a.ledger, "");
-        add(totals->credits_posted, a.credits_posted, a.ledger, "");
-      }
+      auto& totals = stored_totals[a.ledger];
+      totals.debits_pending += a.debits_pending;
+      totals.debits_posted += a.debits_posted;
+      totals.credits_pending += a.credits_pending;
+      totals.credits_posted += a.credits_posted;
     }
     for (const auto& [ledger, t] : stored_totals) {
       if (t.debits_pending != t.credits_pending || t.debits_posted != t.credits_posted)
         fault("totals_unbalanced", ledger, "", "", "total debits differ from total credits");
       if (report.ledgers.contains(ledger)) {
-        report.ledgers[ledger]["debits_posted"] = t.debits_posted;
-        report.ledgers[ledger]["credits_posted"] = t.credits_posted;
-        report.ledgers[ledger]["debits_pending"] = t.debits_pending;
-        report.ledgers[ledger]["credits_pending"] = t.credits_pending;
+        report.ledgers[ledger]["debits_posted"] = total_json(t.debits_posted);
+        report.ledgers[ledger]["credits_posted"] = total_json(t.credits_posted);
+        report.ledgers[ledger]["debits_pending"] = total_json(t.debits_pending);
+        report.ledgers[ledger]["credits_pending"] = total_json(t.credits_pending);
       }
     }
   });

@@ -137,16 +137,16 @@ class Ledger {
   std::optional<Transfer> find(db::Tx& tx, const std::string& id);
   PendingState pending_state(db::Tx& tx, const std::string& pending_id);
 
-  // Transfers touching an account, newest first; cursor = a transfer id.
-  std::pair<json, json> history(db::Tx& tx, const std::string& account_id, const std::optional<std::string>& before,
-                                int limit);
+  // Transfers touching an account, newest first. Transfer ids are the
+  // callers', so cursors are opaque (api::encode_cursor): {"seq": n} here,
+  // {"at": created_at, "id": id} for transfers().
+  std::pair<json, json> history(db::Tx& tx, const std::string& account_id, const std::optional<json>& before, int limit);
   // Admin lists.
   std::pair<json, json> accounts(db::Tx& tx, const std::optional<std::string>& ledger,
                                  const std::optional<std::string>& code, const std::optional<std::string>& owner_id,
                                  const std::optional<std::string>& before, int limit);
   std::pair<json, json> transfers(db::Tx& tx, const std::optional<std::string>& account_id,
-                                  const std::optional<std::string>& reference, const std::optional<std::string>& before,
-                                  int limit);
+                                  const std::optional<std::string>& reference, const std::optional<json>& before, int limit);
 
   // Recomputes every ledger's hash chain and every account's balances from
   // the transfers, in one read snapshot, and checks the invariants.

@@ -32,15 +32,6 @@ std::optional<std::string> ledger_code(Validator& v, bool required) {
   return code;
 }
 
-// The transfers list's cursor is a transfer id, which is the caller's (any
-// text of 1 to 200 characters), not one of souq's own ids.
-std::optional<std::string> transfer_cursor(const api::Request& req) {
-  auto cursor = req.query_param("cursor");
-  if (cursor && (cursor->empty() || cursor->size() > 200))
-    throw ApiError::validation({{"cursor", "is not a cursor this API gave out"}});
-  return cursor;
-}
-
 // One transfer of a POSTed batch.
 TransferSpec transfer_spec(const json& body, const std::string& where) {
   if (!body.is_object()) throw ApiError::validation({{where, "must be an object"}});
@@ -124,7 +115,7 @@ void register_routes(api::Router& router, Ledger& ledger, identity::Identity& id
 
   router.get("/api/v1/admin/ledger/transfers", [&](api::Request& req) -> awaitable<api::Response> {
     int limit = api::page_limit(req);
-    auto before = transfer_cursor(req);
+    auto before = api::page_cursor_json(req);  // opaque: transfer ids are the callers'
     auto account = req.query_param("account_id"), reference = req.query_param("reference");
     auto read = [&](db::Tx& tx, const identity::Principal& who) {
       require_admin(who);

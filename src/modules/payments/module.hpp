@@ -142,7 +142,7 @@ class Payments {
   ledger::Account wallet(db::Tx& tx, const std::string& user_id, const std::string& currency);
   json wallets(db::Tx& tx, const std::string& user_id);
   std::pair<json, json> wallet_history(db::Tx& tx, const std::string& user_id, const std::string& currency,
-                                       const std::optional<std::string>& before, int limit);
+                                       const std::optional<json>& before, int limit);
 
   // ---- payments
   struct PayRequest {
@@ -209,6 +209,8 @@ class Payments {
   std::string public_url() const;
   void use_public_url(const std::string& url);
   Gateway* gateway(const std::string& name);
+  // The first gateway enabled (payouts that name none); "" when only the wallet is.
+  std::string default_payout_provider() const;
 
  private:
   std::optional<Payment> load_payment(db::Tx& tx, const std::string& id, bool lock = false);

@@ -102,6 +102,8 @@ Payments::Payments(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, i
   for (const auto& name : options_.providers) {
     if (name == "wallet") continue;
     if (name == "sandbox") {
+      log::warn("payments: the sandbox gateway is on; anyone can fund a wallet through it, so never enable it with real money",
+                {{"providers", options_.providers}});
       gateways_[name] = make_sandbox(options_, [this] { return sandbox_secret(); }, [this] { return public_url(); });
     } else if (name == "stripe") {
       if (options_.stripe_secret_key.empty() || options_.stripe_webhook_secret.empty())
@@ -122,6 +124,12 @@ void Payments::use_public_url(const std::string& url) {
   std::lock_guard lock(url_mutex_);
   public_url_ = url;
   while (!public_url_.empty() && public_url_.back() == '/') public_url_.pop_back();
+}
+
+std::string Payments::default_payout_provider() const {
+  for (const auto& name : options_.providers)
+    if (gateways_.count(name)) return name;
+  return "";
 }
 
 Gateway* Payments::gateway(const std::string& name) {
@@ -197,14 +205,16 @@ json Payments::wallets(db::Tx& tx, const std::string& user_id) {
 }
 
 std::pair<json, json> Payments::wallet_history(db::Tx& tx, const std::string& user_id, const std::string& currency,
-                                               const std::optional<std::string>& before, int limit) {
+                                               const std::optional<json>& before, int limit) {
   auto account = ledger_.account_by_key(tx, "wallet:" + user_id + ":" + currency);
   if (!account) return {json::array(), nullptr};
   auto [items, next] = ledger_.history(tx, account->id, before, limit);
   json out = json::array();
   for (const auto& t : items) {
-    bool in = t["credit_account_id"] == account->id;
     std::string kind = t["kind"];
+    // A void or expiry gives back what its pending transfer held.
+    bool credited = t["credit_account_id"] == account->id;
+    bool in = (kind == "void" || kind == "expire") ? !credited : credited;
     std::string effect = kind == "pending" ? "held" : kind == "post" ? "settled" : kind == "posted" ? "moved" : "released";
     out.push_back({{"id", t["id"]},
                    {"kind", kind},

@@ -58,7 +58,7 @@ void register_routes(api::Router& router, Payments& payments, identity::Identity
   router.get("/api/v1/wallets/{currency}/transactions", [&](api::Request& req) -> awaitable<api::Response> {
     std::string currency = currency_param(req);
     int limit = api::page_limit(req);
-    auto before = api::page_cursor(req);
+    auto before = api::page_cursor_json(req);
     auto read = [&](db::Tx& tx, const identity::Principal& who) {
       return payments.wallet_history(tx, who.user_id, currency, before, limit);
     };
@@ -158,8 +158,8 @@ void register_routes(api::Router& router, Payments& payments, identity::Identity
     v.done();
     co_return co_await idempotency.run(req, who.user_id, blocking, [&]() -> awaitable<api::Response> {
       json out = co_await blocking.run([&] {
-        return payments.request_payout(who, *amount, *currency, *reference, *destination, provider.value_or("sandbox"),
-                                       req.request_id);
+        return payments.request_payout(who, *amount, *currency, *reference, *destination,
+                                       provider.value_or(payments.default_payout_provider()), req.request_id);
       });
       co_return api::ok(req, std::move(out), http::status::created);
     });
@@ -302,7 +302,8 @@ void register_routes(api::Router& router, Payments& payments, identity::Identity
         } else {
           for (const auto& [k, val] : api::parse_form(req.message.body())) fields[k] = val;
         }
-        std::string outcome = fields.value("outcome", "succeeded");
+        std::string outcome = "succeeded";
+        if (fields.contains("outcome")) outcome = fields["outcome"].is_string() ? fields["outcome"].get<std::string>() : "";
         if (outcome != "succeeded" && outcome != "failed")
           throw ApiError::validation({{"outcome", "must be succeeded or failed"}});
         json overrides = json::object();
