@@ -155,6 +155,7 @@ test('racing transitions: of ten identical steps at once, one wins and the rest 
 });
 
 test('seed 004: an escrowed purchase request is funded, delivered and released, or disputed and refunded', async () => {
+  const buyer = await register(s, 'escrow-buyer');  // an empty wallet
   const d = await newDeal(s, { admin, buyer, seller }, { process: 'escrow_purchase' });
   assert.deepEqual([d.process.name, d.state], ['escrow_purchase', 'awaiting_payment']);
   assert.deepEqual(d.timers.map((t) => t.transition), ['payment_timeout']);
