@@ -66,10 +66,20 @@ awaitable<Response> Idempotency::run(Request& req, const std::string& scope, Blo
   });
 
   if (claim == Claim::replay) {
+    // The first answer's data, told as this request's: meta names this
+    // request (as X-Request-Id does); Original-Request names the first.
+    json body = json::parse(stored.body, nullptr, false);
+    std::string original;
+    if (body.is_object() && body.contains("meta") && body["meta"].is_object()) {
+      original = body["meta"].value("request_id", "");
+      body["meta"]["request_id"] = req.request_id;
+      body["meta"]["timestamp"] = now_text();
+    }
     Response res{http::status(stored.status), req.message.version()};
-    res.set(http::field::content_type, "application/json");
+    res.set(http::field::content_type, "application/json; charset=utf-8");
     res.set("Idempotent-Replayed", "true");
-    res.body() = stored.body;
+    if (!original.empty()) res.set("Original-Request", original);
+    res.body() = body.is_discarded() ? stored.body : body.dump();
     res.prepare_payload();
     co_return res;
   }

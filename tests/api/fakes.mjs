@@ -3,9 +3,11 @@
 //   startFakeFcm()   Firebase Cloud Messaging HTTP v1 (POST /v1/projects/{id}/messages:send)
 //                    and Google's OAuth2 token endpoint (the JWT-bearer grant a service
 //                    account uses), with a service-account JSON file to point souq at;
-//   startSmtpSink()  an SMTP server that keeps every message it receives, parsed.
+//   startSmtpSink()  an SMTP server that keeps every message it receives, parsed;
+//   startFakeStripe() the parts of Stripe's API the payments module calls
+//                    (POST /v1/payment_intents, POST /v1/transfers).
 //
-// Both listen on 127.0.0.1 and a free port; close() stops them and removes their files.
+// All listen on 127.0.0.1 and a free port; close() stops them and removes their files.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -315,4 +317,159 @@ export async function startSmtpSink() {
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+// Stripe's form encoding, read back: "metadata[a]=1&x[y][z]=2" → {metadata: {a: '1'}, x: {y: {z: '2'}}}.
+export function parseStripeForm(text) {
+  const out = {};
+  for (const [key, value] of new URLSearchParams(text)) {
+    const m = /^([^[\]]+)((?:\[[^[\]]*\])*)$/.exec(key);
+    if (!m) { out[key] = value; continue; }
+    const path = [m[1], ...[...m[2].matchAll(/\[([^[\]]*)\]/g)].map((x) => x[1])];
+    let at = out;
+    for (const part of path.slice(0, -1)) {
+      if (typeof at[part] !== 'object' || at[part] === null) at[part] = {};
+      at = at[part];
+    }
+    at[path.at(-1)] = value;
+  }
+  return out;
+}
+
+const stripeError = (type, message, extra = {}) => ({ error: { type, message, ...extra } });
+
+/**
+ * A fake of Stripe's API: POST /v1/payment_intents and POST /v1/transfers, with
+ * form-encoded bodies, a Bearer secret key, and Idempotency-Key honoured as
+ * Stripe does (the same key and parameters replay the first answer with
+ * `Idempotent-Replayed: true`; the same key with other parameters is a 400
+ * idempotency_error).
+ *
+ * Returns {
+ *   baseUrl, secretKey
+ *   requests        every request: {at, method, path, authorization, idempotencyKey, contentType,
+ *                   form (parsed), raw, status, body (the answer), replayed}
+ *   intents         Map id → payment intent made
+ *   transfers       Map id → transfer made
+ *   fail(path, {status, body, times})   the next `times` (default: every) requests to path
+ *                   answer this (default 500 api_error) instead; fail(path, null) stops it
+ *   down(true|false)  every connection is dropped without an answer while down
+ *   requestsTo(path)  the requests to a path
+ *   close()
+ * }
+ */
+export async function startFakeStripe({ secretKey = 'sk_test_x' } = {}) {
+  const requests = [];
+  const intents = new Map();
+  const transfers = new Map();
+  const scripted = new Map(); // path → {status, body, left}
+  const idempotency = new Map(); // key → {path, raw, status, body}
+  let isDown = false;
+  const newId = (prefix) => `${prefix}_${crypto.randomBytes(12).toString('hex')}`;
+
+  const fake = {
+    secretKey, requests, intents, transfers, baseUrl: null,
+    fail(p, spec) {
+      if (!spec) scripted.delete(p);
+      else scripted.set(p, { status: spec.status ?? 500, body: spec.body ?? stripeError('api_error', 'Something went wrong on Stripe\'s end.'), left: spec.times ?? Infinity });
+    },
+    down(on = true) { isDown = on; },
+    requestsTo(p) { return requests.filter((r) => r.path === p); },
+    close: null,
+  };
+
+  function paymentIntent(form, entry) {
+    const amount = Number(form.amount);
+    if (!/^\d+$/.test(form.amount ?? '') || amount < 1) {
+      return [400, stripeError('invalid_request_error', 'Invalid positive integer', { code: 'parameter_invalid_integer', param: 'amount' })];
+    }
+    if (!/^[a-z]{3}$/.test(form.currency ?? '')) {
+      return [400, stripeError('invalid_request_error', `Invalid currency: ${form.currency}`, { code: 'parameter_invalid_string', param: 'currency' })];
+    }
+    const id = newId('pi');
+    const intent = {
+      id, object: 'payment_intent', amount, amount_received: 0, currency: form.currency,
+      automatic_payment_methods: form.automatic_payment_methods ? { enabled: form.automatic_payment_methods.enabled === 'true' } : null,
+      client_secret: `${id}_secret_${crypto.randomBytes(12).toString('hex')}`,
+      created: Math.floor(entry.at / 1000), description: form.description ?? null, livemode: false,
+      metadata: form.metadata ?? {}, status: 'requires_payment_method', last_payment_error: null,
+    };
+    intents.set(id, intent);
+    return [200, intent];
+  }
+
+  function transfer(form, entry) {
+    const amount = Number(form.amount);
+    if (!/^\d+$/.test(form.amount ?? '') || amount < 1) {
+      return [400, stripeError('invalid_request_error', 'Invalid positive integer', { code: 'parameter_invalid_integer', param: 'amount' })];
+    }
+    if (!/^[a-z]{3}$/.test(form.currency ?? '')) {
+      return [400, stripeError('invalid_request_error', `Invalid currency: ${form.currency}`, { param: 'currency' })];
+    }
+    if (!/^acct_[A-Za-z0-9]+$/.test(form.destination ?? '')) {
+      return [400, stripeError('invalid_request_error', `No such destination: '${form.destination}'`, { code: 'resource_missing', param: 'destination' })];
+    }
+    const id = newId('tr');
+    const t = {
+      id, object: 'transfer', amount, amount_reversed: 0, currency: form.currency, destination: form.destination,
+      created: Math.floor(entry.at / 1000), livemode: false, metadata: form.metadata ?? {}, reversed: false,
+    };
+    transfers.set(id, t);
+    return [200, t];
+  }
+
+  const server = http.createServer(async (req, res) => {
+    if (isDown) { req.socket.destroy(); return; }
+    const url = new URL(req.url, 'http://127.0.0.1');
+    const raw = await readBody(req);
+    const entry = {
+      at: Date.now(), method: req.method, path: url.pathname, authorization: req.headers.authorization ?? null,
+      idempotencyKey: req.headers['idempotency-key'] ?? null, contentType: req.headers['content-type'] ?? null,
+      raw, form: null, status: 0, body: null, replayed: false,
+    };
+    requests.push(entry);
+    const answer = (status, body, headers = {}) => {
+      entry.status = status;
+      entry.body = body;
+      sendJson(res, status, body, { 'Request-Id': `req_${crypto.randomBytes(8).toString('hex')}`, ...headers });
+    };
+    if (entry.authorization !== `Bearer ${secretKey}`) {
+      const shown = /^Bearer (.*)$/.exec(entry.authorization ?? '')?.[1];
+      return answer(401, stripeError('invalid_request_error', shown === undefined
+        ? 'You did not provide an API key.' : `Invalid API Key provided: ${shown.slice(0, 8)}****`));
+    }
+    const handler = req.method === 'POST' && { '/v1/payment_intents': paymentIntent, '/v1/transfers': transfer }[url.pathname];
+    if (!handler) return answer(404, stripeError('invalid_request_error', `Unrecognized request URL (${req.method}: ${url.pathname}).`));
+    if (!String(entry.contentType).startsWith('application/x-www-form-urlencoded')) {
+      return answer(400, stripeError('invalid_request_error', 'Stripe takes form-encoded bodies (application/x-www-form-urlencoded).'));
+    }
+    entry.form = parseStripeForm(raw);
+    const script = scripted.get(url.pathname);
+    if (script && script.left > 0) {
+      script.left -= 1;
+      return answer(script.status, script.body);
+    }
+    if (entry.idempotencyKey) {
+      const seen = idempotency.get(entry.idempotencyKey);
+      if (seen) {
+        if (seen.path !== url.pathname || seen.raw !== raw) {
+          return answer(400, stripeError('idempotency_error', 'Keys for idempotent requests can only be used with the same parameters they were first used with.'));
+        }
+        entry.replayed = true;
+        return answer(seen.status, seen.body, { 'Idempotent-Replayed': 'true', 'Original-Request': seen.requestId });
+      }
+    }
+    const [status, body] = handler(entry.form, entry);
+    if (entry.idempotencyKey && status < 500) {
+      idempotency.set(entry.idempotencyKey, { path: url.pathname, raw, status, body, requestId: `req_${entry.at}` });
+    }
+    return answer(status, body);
+  });
+  const port = await listen(server);
+  fake.baseUrl = `http://127.0.0.1:${port}`;
+  fake.close = () => new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections?.();
+  });
+  return fake;
 }

@@ -108,22 +108,3 @@ export async function payDeal(s, buyer, deal) {
 // Money (the payments module). Requests that move money carry an Idempotency-Key.
 export const withKey = (person, key = crypto.randomUUID()) =>
   ({ headers: { ...auth(person).headers, 'Idempotency-Key': key } });
-
-// Tops up someone's wallet through the sandbox gateway (its hosted page, then its
-// signed webhook); resolves the payment once it has succeeded. Needs a server whose
-// --public-url (or fixed --listen port) reaches it and workers to deliver the webhook.
-export async function fundWallet(s, who, amount, { currency = 'EGP' } = {}) {
-  const p = assertSuccess(await s.post('/api/v1/payments', { topup: { amount, currency }, provider: 'sandbox' }, withKey(who)), 201);
-  assertSuccess(await s.post(`/sandbox/checkout/${p.id}/complete`, { outcome: 'succeeded' }), 202);
-  let now;
-  await eventually(`the top-up ${p.id} succeeding`, async () => {
-    now = assertSuccess(await s.get(`/api/v1/payments/${p.id}`, auth(who)));
-    return now.status === 'succeeded' || now.status;
-  });
-  return now;
-}
-
-// The buyer pays a transaction that waits for payment (from the wallet by default).
-export async function payDeal(s, buyer, transactionId, provider = 'wallet') {
-  return assertSuccess(await s.post('/api/v1/payments', { transaction_id: transactionId, provider }, withKey(buyer)), 201);
-}

@@ -28,7 +28,7 @@ Middleware middleware::cors(CorsOptions options) {
       res.set(http::field::access_control_allow_origin, std::string(origin));
       // Credentials only for origins named one by one, never for "*".
       if (!any) res.set(http::field::access_control_allow_credentials, "true");
-      res.set(http::field::access_control_expose_headers, "X-Request-Id, Retry-After, Idempotent-Replayed");
+      res.set(http::field::access_control_expose_headers, "X-Request-Id, Retry-After, Idempotent-Replayed, Original-Request");
     }
     if (!options.origins.empty()) res.set(http::field::vary, "Origin");
     co_return res;

@@ -426,16 +426,17 @@ std::pair<json, json> Ledger::history(db::Tx& tx, const std::string& account_id,
                     " FROM ledger_transfers WHERE (debit_account_id = $1 OR credit_account_id = $1)";
   db::Params p{account_id, limit + 1};
   if (before) {
-    if (!before->is_object() || !before->contains("seq") || !(*before)["seq"].is_number_integer())
+    // [seq]: an array, as api::page_cursor_json reads every cursor.
+    if (!before->is_array() || before->size() != 1 || !(*before)[0].is_number_integer())
       throw ApiError::validation({{"cursor", "is not a cursor of this list"}});
-    p.push_back((*before)["seq"].get<int64_t>());
+    p.push_back((*before)[0].get<int64_t>());
     sql += " AND seq < $3";
   }
   sql += " ORDER BY seq DESC LIMIT $2";
   auto rows = tx.query(sql, p);
   json items = json::array();
   for (size_t i = 0; i < rows.size() && int(i) < limit; ++i) items.push_back(transfer_of(rows[i]).to_json());
-  json next = int(rows.size()) > limit ? json(api::encode_cursor({{"seq", items.back()["seq"]}})) : json(nullptr);
+  json next = int(rows.size()) > limit ? json(api::encode_cursor(json::array({items.back()["seq"]}))) : json(nullptr);
   return {items, next};
 }
 
@@ -472,11 +473,11 @@ std::pair<json, json> Ledger::transfers(db::Tx& tx, const std::optional<std::str
   }
   if (before) {
     // Newest first across ledgers: by creation time, then id.
-    if (!before->is_object() || !before->contains("at") || !(*before)["at"].is_string() || !before->contains("id") ||
-        !(*before)["id"].is_string())
+    // [created_at, id]
+    if (!before->is_array() || before->size() != 2 || !(*before)[0].is_string() || !(*before)[1].is_string())
       throw ApiError::validation({{"cursor", "is not a cursor of this list"}});
-    p.push_back((*before)["at"].get<std::string>());
-    p.push_back((*before)["id"].get<std::string>());
+    p.push_back((*before)[0].get<std::string>());
+    p.push_back((*before)[1].get<std::string>());
     std::string at = "$" + std::to_string(p.size() - 1), id = "$" + std::to_string(p.size());
     sql += " AND (created_at < " + at + " OR (created_at = " + at + " AND id < " + id + "))";
   }
@@ -485,7 +486,7 @@ std::pair<json, json> Ledger::transfers(db::Tx& tx, const std::optional<std::str
   json items = json::array();
   for (size_t i = 0; i < rows.size() && int(i) < limit; ++i) items.push_back(transfer_of(rows[i]).to_json());
   json next = int(rows.size()) > limit
-                  ? json(api::encode_cursor({{"at", items.back()["created_at"]}, {"id", items.back()["id"]}}))
+                  ? json(api::encode_cursor(json::array({items.back()["created_at"], items.back()["id"]})))
                   : json(nullptr);
   return {items, next};
 }

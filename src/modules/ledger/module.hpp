@@ -138,8 +138,9 @@ class Ledger {
   PendingState pending_state(db::Tx& tx, const std::string& pending_id);
 
   // Transfers touching an account, newest first. Transfer ids are the
-  // callers', so cursors are opaque (api::encode_cursor): {"seq": n} here,
-  // {"at": created_at, "id": id} for transfers().
+  // callers', so cursors are opaque (api::encode_cursor of an array, as
+  // api::page_cursor_json reads them): [seq] here, [created_at, id] for
+  // transfers().
   std::pair<json, json> history(db::Tx& tx, const std::string& account_id, const std::optional<json>& before, int limit);
   // Admin lists.
   std::pair<json, json> accounts(db::Tx& tx, const std::optional<std::string>& ledger,

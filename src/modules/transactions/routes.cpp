@@ -58,7 +58,7 @@ void register_routes(api::Router& router, Transactions& transactions, identity::
     co_return api::ok(req, co_await identity::authed_read(req, identity, blocking, read));
   });
 
-  router.post("/api/v1/transactions/{id:id}/transitions/{name}", [&](Request& req) -> awaitable<Response> {
+  router.post("/api/v1/transactions/{id:id}/transitions/{name}", [&, idempotency](Request& req) -> awaitable<Response> {
     auto who = co_await identity::require_user(req, identity, blocking);
     std::string reason = lone_text(req.body, "reason", 3, 1000, false);
     auto step = [&]() -> awaitable<Response> {
