@@ -32,6 +32,9 @@ awaitable<Response> Idempotency::run(Request& req, const std::string& scope, Blo
     return db_.write([&](db::Tx& tx) {
       std::string now = now_text();
       std::string until = format_time(souq::now() + lock_);
+      if (claims_.fetch_add(1) % 1000 == 999)
+        tx.exec("DELETE FROM idempotency_keys WHERE created_at < $1 AND status = 'done'",
+                {time_ago(std::chrono::duration_cast<std::chrono::seconds>(keep_) * 2)});
       if (tx.exec("INSERT INTO idempotency_keys (scope, key, fingerprint, status, locked_until, created_at) "
                   "VALUES ($1, $2, $3, 'in_flight', $4, $5) ON CONFLICT (scope, key) DO NOTHING",
                   {scope, key, fingerprint, until, now}) == 1)

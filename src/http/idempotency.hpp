@@ -9,6 +9,7 @@
 //     idempotency_key_in_flight: never run twice at once;
 //   - a request that fails (any error) keeps nothing, so it may be retried.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -32,6 +33,7 @@ class Idempotency {
 
  private:
   db::Database& db_;
+  std::atomic<uint64_t> claims_{0};  // every 1000th claim also purges keys past the window
   std::chrono::hours keep_;
   std::chrono::seconds lock_;
 };
