@@ -21,6 +21,9 @@ json parse_json(std::string_view text, JsonLimits limits) {
     if (auto pos = reason.find("] "); pos != std::string::npos) reason = reason.substr(pos + 2);
     throw ApiError::bad_request("invalid_json", "The body is not valid JSON: " + reason,
                                 {{"byte", e.byte}});
+  } catch (const json::out_of_range&) {
+    // A number beyond a double (1e400): JSON, but nothing Souq could hold.
+    throw ApiError::bad_request("invalid_json", "The body has a number too large to represent.");
   }
 }
 

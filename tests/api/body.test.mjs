@@ -99,7 +99,7 @@ test('chunked body over --max-body → 413 payload_too_large, connection closed'
 });
 
 test('malformed JSON → 400 invalid_json', async () => {
-  for (const bad of ['{"a":', '{a:1}', "{'a':1}", '[1,2,]', '{"a":1} trailing', '{"a":01}', 'nul', '{"a":"\u0001"}']) {
+  for (const bad of ['{"a":', '{a:1}', "{'a':1}", '[1,2,]', '{"a":1} trailing', '{"a":01}', 'nul', '{"a":"\u0001"}', '{"amount":1e400}']) {
     assertError(await s.post('/api/v1/dev/echo', bad), 400, 'invalid_json');
   }
 });
