@@ -132,8 +132,8 @@ TEST(ProcessRegistry, TheBuiltInProcessesLoadAndAChangedVersionIsRefused) {
   json changed = processes.latest("negotiation")->definition;
   changed["title"] = "edited in place";
   EXPECT_THROW(processes.add(changed, "elsewhere.json", actions), ProcessError);
-  changed["version"] = 2;
-  EXPECT_EQ(processes.add(changed, "elsewhere.json", actions).version, 2);
-  EXPECT_EQ(processes.latest("negotiation")->version, 2);
-  EXPECT_EQ(processes.find("negotiation", 1)->title, "Negotiated deal");
+  changed["version"] = 3;
+  EXPECT_EQ(processes.add(changed, "elsewhere.json", actions).version, 3);
+  EXPECT_EQ(processes.latest("negotiation")->version, 3);
+  EXPECT_EQ(processes.find("negotiation", 2)->title, "Negotiated deal");
 }
