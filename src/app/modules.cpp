@@ -67,6 +67,12 @@ payments::Options payments_options(const Config& c) {
   payments::Options o;
   o.providers = c.payment_providers;
   if (o.providers.empty()) o.providers = c.dev ? std::vector<std::string>{"wallet", "sandbox"} : std::vector<std::string>{"wallet"};
+  auto has = [&](const char* p) { return std::find(o.providers.begin(), o.providers.end(), p) != o.providers.end(); };
+  // Sandbox money is made by pressing a button; beside a real gateway it
+  // could be paid out as real money.
+  if (has("sandbox") && has("stripe") && !c.dev)
+    throw std::invalid_argument("--payment-providers: sandbox beside stripe is allowed only with --dev "
+                                "(sandbox balances could be paid out as real money)");
   o.public_url = c.public_url.empty() ? "http://" + c.listen : c.public_url;  // serve: the bound port, below
   o.sandbox_secret = c.sandbox_secret;
   o.merchant_id = c.merchant_id;

@@ -28,10 +28,14 @@ awaitable<Response> Idempotency::run(Request& req, const std::string& scope, Blo
       crypto::sha256_hex(std::string(req.message.method_string()) + " " + req.path + "\n" + body);
 
   Stored stored;
+  // Our claim's token: the lock deadline we wrote (made unique per claim).
+  // The answer is saved, or the claim dropped, only while it is still ours.
+  std::string token;
   Claim claim = co_await blocking.run([&] {
     return db_.write([&](db::Tx& tx) {
       std::string now = now_text();
-      std::string until = format_time(souq::now() + lock_);
+      std::string until = format_time(souq::now() + lock_) + "#" + crypto::random_token(6);
+      token = until;
       if (claims_.fetch_add(1) % 1000 == 999)
         tx.exec("DELETE FROM idempotency_keys WHERE created_at < $1 AND status = 'done'",
                 {time_ago(std::chrono::duration_cast<std::chrono::seconds>(keep_) * 2)});
@@ -90,7 +94,8 @@ awaitable<Response> Idempotency::run(Request& req, const std::string& scope, Blo
   auto release = [&] {
     return blocking.run([&] {
       db_.write([&](db::Tx& tx) {
-        tx.exec("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 'in_flight'", {scope, key});
+        tx.exec("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 'in_flight' AND locked_until = $3",
+                {scope, key, token});
       });
     });
   };
@@ -112,8 +117,8 @@ awaitable<Response> Idempotency::run(Request& req, const std::string& scope, Blo
   co_await blocking.run([&] {
     db_.write([&](db::Tx& tx) {
       tx.exec("UPDATE idempotency_keys SET status = 'done', response_status = $3, response_body = $4, locked_until = NULL "
-              "WHERE scope = $1 AND key = $2",
-              {scope, key, status, saved});
+              "WHERE scope = $1 AND key = $2 AND locked_until = $5",
+              {scope, key, status, saved, token});
     });
   });
   co_return std::move(*res);

@@ -23,7 +23,7 @@ namespace souq::api {
 class Idempotency {
  public:
   explicit Idempotency(db::Database& db, std::chrono::hours keep = std::chrono::hours(24),
-                       std::chrono::seconds lock = std::chrono::seconds(60))
+                       std::chrono::seconds lock = std::chrono::seconds(120))
       : db_(db), keep_(keep), lock_(lock) {}
 
   // Runs `fn` for the request under its Idempotency-Key, scoped to `scope`

@@ -324,6 +324,21 @@ test('accounts: opened with a ledger, a code and flags; a key opens the same acc
   assertError(await api.get('/api/v1/admin/ledger/accounts/acct_01m83hznebwhtnsedd1qzxg3v9'), 404, 'not_found');
 });
 
+test("Souq's own transfer ids (<souq id>:<step>) are not an operator's to take, post or void", async () => {
+  const { wallet, sink } = await funded(500);
+  const owned = `${wallet.id}:escrow`;
+  const made = assertError(await api.post('/api/v1/admin/ledger/transfers', { transfers: [
+    { id: owned, debit_account_id: wallet.id, credit_account_id: sink.id, amount: 1 }] }), 422, 'reserved_transfer_id');
+  assert.deepEqual([made.details.index, made.details.transfer_id], [0, owned]);
+  assertError(await api.post('/api/v1/admin/ledger/transfers', { transfers: [
+    { id: tid('fine'), debit_account_id: wallet.id, credit_account_id: sink.id, amount: 1 },
+    { id: tid('void'), kind: 'void', pending_id: `${wallet.id}:hold` }] }), 422, 'reserved_transfer_id');
+  const fetched = await api.fetch(wallet.id);
+  assert.equal(fetched.debits_posted, 0, 'nothing of the refused batch moved');
+  // Ids that merely contain a colon are the operator's.
+  await api.ok([{ id: `${tid('mine')}:part-1`, debit_account_id: wallet.id, credit_account_id: sink.id, amount: 1 }]);
+});
+
 test('only admins see or move the ledger', async () => {
   const user = await register(s, 'not-admin');
   const a = await api.account('EGP');

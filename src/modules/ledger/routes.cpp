@@ -32,6 +32,12 @@ std::optional<std::string> ledger_code(Validator& v, bool required) {
   return code;
 }
 
+// An id Souq makes for its own transfers: "<souq id>:<step>".
+bool souq_owned(const std::string& id) {
+  auto colon = id.find(':');
+  return colon != std::string::npos && is_id(std::string_view(id).substr(0, colon));
+}
+
 // One transfer of a POSTed batch.
 TransferSpec transfer_spec(const json& body, const std::string& where) {
   if (!body.is_object()) throw ApiError::validation({{where, "must be an object"}});
@@ -141,6 +147,18 @@ void register_routes(api::Router& router, Ledger& ledger, identity::Identity& id
     std::vector<TransferSpec> batch;
     for (size_t i = 0; i < body["transfers"].size(); ++i)
       batch.push_back(transfer_spec(body["transfers"][i], "transfers[" + std::to_string(i) + "]"));
+    // Souq names its own transfers after what they are about ("pay_…:capture",
+    // "deal_…:escrow", "po_…:hold"); an operator may neither take such an id
+    // (Souq's step would then fail for good) nor post or void such a hold
+    // (a payout or escrow would then be settled twice).
+    for (size_t i = 0; i < batch.size(); ++i) {
+      for (const auto* id : {&batch[i].id, &batch[i].pending_id})
+        if (souq_owned(*id))
+          throw ApiError::unprocessable("reserved_transfer_id",
+                                        "Transfer " + *id + " belongs to Souq's own flows; use the payment, payout or "
+                                        "dispute routes instead.",
+                                        {{"index", i}, {"transfer_id", *id}});
+    }
     co_return api::ok(req, co_await blocking.run([&] {
       return ledger.db().write([&](db::Tx& tx) {
         auto made = ledger.transfer(tx, batch, req.request_id);

@@ -376,9 +376,19 @@ json Payments::request_payout(const identity::Principal& who, int64_t amount, co
       return p.to_json();
     }
     std::string id = new_id("po"), now = now_text();
-    tx.exec(std::string("INSERT INTO payouts (") + kPayoutColumns +
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, 'requested', NULL, NULL, $8, $8)",
-            {id, who.user_id, reference, amount, currency, provider, destination, now});
+    if (tx.exec(std::string("INSERT INTO payouts (") + kPayoutColumns +
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, 'requested', NULL, NULL, $8, $8) "
+                    "ON CONFLICT (user_id, reference) DO NOTHING",
+                {id, who.user_id, reference, amount, currency, provider, destination, now}) == 0) {
+      // A concurrent request with this reference won: answer as a replay would.
+      auto r = tx.query_one(std::string("SELECT ") + kPayoutColumns + " FROM payouts WHERE user_id = $1 AND reference = $2",
+                            {who.user_id, reference});
+      Payout p = payout_of(*r);
+      if (p.amount != amount || p.currency != currency || p.destination != destination || p.provider != provider)
+        throw ApiError::conflict("payout_reference_reused", "A payout with this reference exists with other fields.",
+                                 {{"payout_id", p.id}});
+      return p.to_json();
+    }
     auto from = wallet(tx, who.user_id, currency);
     auto to = system_account(tx, "payouts:" + provider + ":" + currency, ledger::code::payouts_in_transit, currency);
     ledger::TransferSpec hold;

@@ -241,7 +241,10 @@ void Transactions::fire_timer(const jobs::Job& job) {
       apply(tx, *txn, name, {"system", ""}, "", job.request_id);
       log::info("timed transition taken", {{"transaction_id", id}, {"transition", name}, {"request_id", job.request_id}});
     } catch (const ApiError& e) {
-      if (e.status() != 409) throw;
+      // Only "moved on" (raised before anything is written) is nothing to do;
+      // an action that failed (money not held, say) rolls the step back and
+      // the job retries, then waits dead for an operator.
+      if (e.code() != "invalid_transition") throw;
     }
   });
 }
