@@ -617,6 +617,27 @@ test('webhooks: a gateway that misreports the amount, currency or recipient gets
   assert.deepEqual(await wallet(buyer), { balance: 0, held: 0, available: 0, incoming: 0 });
   assert.deepEqual(await transfersAbout(d.id), []);
   await ledgerVerifies();
+
+  // An admin reviews it: accepted, the purchase is funded as if the event had matched.
+  const review = (id, body, who = admin) => s.post(`/api/v1/admin/payments/${id}/review`, body, auth(who));
+  assertError(await review(p.id, { decision: 'accept', reason: 'checked' }, buyer), 403, 'forbidden');
+  assertError(await review(p.id, { decision: 'maybe', reason: 'checked' }), 422, 'validation_failed');
+  assertError(await review(p.id, { decision: 'accept' }), 422, 'validation_failed');
+  const accepted = assertSuccess(await review(p.id, { decision: 'accept', reason: 'the gateway dashboard shows the full amount' }));
+  assert.deepEqual([accepted.status, accepted.payer_id], ['succeeded', buyer.id]);
+  assert.equal((await deal(d.id, buyer)).state, 'funded');
+  assert.deepEqual(await wallet(buyer), { balance: 1_300_000, held: 1_300_000, available: 0, incoming: 0 });
+  assertError(await review(p.id, { decision: 'reject', reason: 'again' }), 409, 'payment_not_flagged');
+  // Rejected: it fails, nothing moves.
+  const q = await pendingTopup(buyer, 70_000);
+  assertSuccess(await s.post(`/sandbox/checkout/${q.id}/complete`, { outcome: 'succeeded', amount: 7 }), 202);
+  await waitPayment(q.id, 'flagged', buyer);
+  const rejected = assertSuccess(await review(q.id, { decision: 'reject', reason: 'the gateway took 7, refunded there' }));
+  assert.deepEqual([rejected.status, rejected.failure.code], ['failed', 'rejected_in_review']);
+  assert.deepEqual(await transfersAbout(q.id), []);
+  const log = assertSuccess(await s.get(`/api/v1/admin/audit?target_id=${q.id}`, auth(admin)));
+  assert.deepEqual(log.map((e) => [e.action, e.details.decision ?? null]), [['payment.review', 'reject'], ['payment.flag', null]]);
+  await ledgerVerifies();
 });
 
 test('webhooks: ten concurrent deliveries of one event move the money once; replays move nothing more', async () => {

@@ -157,6 +157,12 @@ class Payments {
   json payment(db::Tx& tx, const std::string& id, const identity::Principal& who);
   std::pair<json, json> list_payments(db::Tx& tx, const std::optional<std::string>& status,
                                       const std::optional<std::string>& before, int limit);
+  // An admin's decision on a flagged payment, after checking with the
+  // gateway: accept (the money did arrive as the payment says: it is
+  // captured and funds what it was for) or reject (it fails; any money the
+  // gateway took goes back there). Audited. 409 payment_not_flagged.
+  json review_payment(const identity::Principal& admin, const std::string& id, const std::string& decision,
+                      const std::string& reason, const std::string& request_id);
 
   // ---- webhooks
   // Stores the delivery, verifies it, deduplicates it and queues its

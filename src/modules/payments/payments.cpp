@@ -370,6 +370,33 @@ std::pair<json, json> Payments::list_payments(db::Tx& tx, const std::optional<st
   });
 }
 
+json Payments::review_payment(const identity::Principal& admin, const std::string& id, const std::string& decision,
+                               const std::string& reason, const std::string& request_id) {
+  return db_.write([&](db::Tx& tx) {
+    auto p = load_payment(tx, id, true);
+    if (!p) throw ApiError::not_found("No such payment.");
+    if (p->status != "flagged")
+      throw ApiError::conflict("payment_not_flagged", "Only a flagged payment is reviewed; this one is " + p->status + ".",
+                               {{"status", p->status}});
+    std::string now = now_text();
+    if (decision == "accept") {
+      tx.exec("UPDATE payments SET status = 'succeeded', succeeded_at = $2, updated_at = $2 WHERE id = $1 AND status = 'flagged'",
+              {id, now});
+      succeed(tx, *p, request_id);
+    } else {
+      tx.exec("UPDATE payments SET status = 'failed', failure_code = 'rejected_in_review', failure_message = $2, "
+              "updated_at = $3 WHERE id = $1 AND status = 'flagged'",
+              {id, reason, now});
+      publish_payment(tx, *p, request_id);
+    }
+    audit::record(tx, {admin.user_id, "payment.review", "payment", id, reason,
+                       {{"decision", decision}, {"flag_reason", p->flag_reason.value_or("")}}, request_id});
+    json out = load_payment(tx, id)->to_json(public_url());
+    out["payer_id"] = p->payer_id;
+    return out;
+  });
+}
+
 void Payments::succeed(db::Tx& tx, const Payment& p, const std::string& request_id) {
   auto clearing = system_account(tx, "clearing:" + p.provider + ":" + p.currency, ledger::code::gateway_clearing, p.currency);
   auto w = wallet(tx, p.payer_id, p.currency);

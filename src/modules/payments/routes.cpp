@@ -132,6 +132,19 @@ void register_routes(api::Router& router, Payments& payments, identity::Identity
     co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
   });
 
+  router.post("/api/v1/admin/payments/{id:id}/review", [&](api::Request& req) -> awaitable<api::Response> {
+    auto who = co_await identity::require_user(req, identity, blocking);
+    require_admin(who);
+    Validator v(req.json_object());
+    v.only({"decision", "reason"});
+    auto decision = v.one_of("decision", {"accept", "reject"});
+    auto reason = v.multiline("reason", 1, 2000);
+    v.done();
+    co_return api::ok(req, co_await blocking.run([&] {
+      return payments.review_payment(who, req.param("id"), *decision, *reason, req.request_id);
+    }));
+  });
+
   router.get("/api/v1/admin/payments/webhooks", [&](api::Request& req) -> awaitable<api::Response> {
     auto [items, next] = co_await admin_page(req, identity, blocking, [&](db::Tx& tx, auto status, auto before, int limit) {
       return payments.list_webhooks(tx, status, before, limit);
