@@ -73,6 +73,21 @@ void Database::analyze() {
   });
 }
 
+Rows newest_first(Tx& tx, const std::string& select,
+                  const std::vector<std::pair<std::string, std::optional<std::string>>>& filters,
+                  const std::optional<std::string>& before, int limit) {
+  Params params{limit + 1};
+  std::string sql = select + " WHERE true";
+  auto add = [&](const std::string& condition, const std::string& value) {
+    params.push_back(value);
+    sql += " AND " + condition + " $" + std::to_string(params.size());
+  };
+  for (const auto& [column, value] : filters)
+    if (value) add(column + " =", *value);
+  if (before) add("id <", *before);
+  return tx.query(sql + " ORDER BY id DESC LIMIT $1", params);
+}
+
 std::string bind_list(Params& params, const std::vector<std::string>& values) {
   std::string out;
   for (const auto& v : values) {

@@ -61,6 +61,13 @@ class Tx {
 // for an IN (…) list.
 std::string bind_list(Params& params, const std::vector<std::string>& values);
 
+// One page of a list ordered by id, newest first: `select` is "SELECT … FROM
+// table"; each filter with a value adds "column = value"; `before` (a
+// cursor) adds "id < before". Fetches limit + 1 rows, for page_of().
+Rows newest_first(Tx& tx, const std::string& select,
+                  const std::vector<std::pair<std::string, std::optional<std::string>>>& filters,
+                  const std::optional<std::string>& before, int limit);
+
 // Inserts rows of `columns` values each (`values` row after row) with
 // multi-row INSERTs of a few hundred rows: for loading and seeding, where one
 // statement per row would take minutes. `into` is "table (col, col, …)".

@@ -222,6 +222,40 @@ Transfer Ledger::transfer(db::Tx& tx, const TransferSpec& one, const std::string
   return transfer(tx, std::vector<TransferSpec>{one}, request_id).front();
 }
 
+db::Row Ledger::lock_head(db::Tx& tx, const std::string& ledger) {
+  tx.exec("INSERT INTO ledger_heads (ledger, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (ledger) DO NOTHING",
+          {ledger, kGenesis});
+  return *tx.query_one("SELECT seq, hash FROM ledger_heads WHERE ledger = $1" + std::string(tx.for_update()), {ledger});
+}
+
+void Ledger::append(db::Tx& tx, Transfer& t, const db::Row& head, const Deltas& d) {
+  t.seq = head.integer("seq") + 1;
+  t.prev_hash = head.text("hash");
+  t.hash = chain_hash(t.prev_hash, t);
+  try {
+    tx.exec(std::string("INSERT INTO ledger_transfers (") + kTransferColumns +
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            {t.id, t.ledger, t.seq, t.kind, t.debit_account_id, t.credit_account_id, t.amount,
+             t.pending_id ? db::Value(*t.pending_id) : db::Value(nullptr),
+             t.timeout_at ? db::Value(*t.timeout_at) : db::Value(nullptr), t.code,
+             t.reference.empty() ? db::Value(nullptr) : db::Value(t.reference), t.batch_id, t.created_at, t.prev_hash,
+             t.hash});
+  } catch (const db::ConstraintError& e) {
+    // PostgreSQL: the idempotency check in make() ran before the head's lock,
+    // so a concurrent request with the same transfer id (a client's retry
+    // while its first attempt is in flight) may have committed it since. Run
+    // the transaction again: the check then finds it and answers as for any
+    // replay (the original, or 409 transfer_id_reused).
+    if (e.kind() != db::ConstraintError::Kind::unique) throw;
+    throw db::RetryableError("ledger: transfer " + t.id + " was written concurrently: " + e.what());
+  }
+  tx.exec("UPDATE ledger_accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3 WHERE id = $1",
+          {t.debit_account_id, d.debits_pending, d.debits_posted});
+  tx.exec("UPDATE ledger_accounts SET credits_pending = credits_pending + $2, credits_posted = credits_posted + $3 WHERE id = $1",
+          {t.credit_account_id, d.credits_pending, d.credits_posted});
+  tx.exec("UPDATE ledger_heads SET seq = $2, hash = $3 WHERE ledger = $1", {t.ledger, t.seq, t.hash});
+}
+
 Transfer Ledger::make(db::Tx& tx, const TransferSpec& s, const std::string& batch_id, const std::string& request_id) {
   if (s.id.empty() || s.id.size() > 200)
     throw ApiError::validation({{"id", "must be 1 to 200 characters"}});
@@ -268,10 +302,7 @@ Transfer Ledger::make(db::Tx& tx, const TransferSpec& s, const std::string& batc
   if (!debit) throw ApiError(404, "account_not_found", "No account " + debit_id + ".", {{"account_id", debit_id}});
   // The ledger's head first: it orders this ledger's writers (PostgreSQL), so
   // the accounts below are read and changed by one transfer at a time.
-  tx.exec("INSERT INTO ledger_heads (ledger, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (ledger) DO NOTHING",
-          {debit->ledger, kGenesis});
-  auto head = tx.query_one("SELECT seq, hash FROM ledger_heads WHERE ledger = $1" + std::string(tx.for_update()),
-                           {debit->ledger});
+  db::Row head = lock_head(tx, debit->ledger);
   debit = account(tx, debit_id);  // re-read under the head's lock
   auto credit = account(tx, credit_id);
   if (!credit) throw ApiError(404, "account_not_found", "No account " + credit_id + ".", {{"account_id", credit_id}});
@@ -325,7 +356,6 @@ Transfer Ledger::make(db::Tx& tx, const TransferSpec& s, const std::string& batc
   Transfer t;
   t.id = s.id;
   t.ledger = debit->ledger;
-  t.seq = head->integer("seq") + 1;
   t.kind = s.kind;
   t.debit_account_id = debit->id;
   t.credit_account_id = credit->id;
@@ -336,31 +366,7 @@ Transfer Ledger::make(db::Tx& tx, const TransferSpec& s, const std::string& batc
   t.reference = s.reference;
   t.batch_id = batch_id;
   t.created_at = now;
-  t.prev_hash = head->text("hash");
-  t.hash = chain_hash(t.prev_hash, t);
-
-  try {
-    tx.exec(std::string("INSERT INTO ledger_transfers (") + kTransferColumns +
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            {t.id, t.ledger, t.seq, t.kind, t.debit_account_id, t.credit_account_id, t.amount,
-             t.pending_id ? db::Value(*t.pending_id) : db::Value(nullptr),
-             t.timeout_at ? db::Value(*t.timeout_at) : db::Value(nullptr), t.code,
-             t.reference.empty() ? db::Value(nullptr) : db::Value(t.reference), t.batch_id, t.created_at, t.prev_hash,
-             t.hash});
-  } catch (const db::ConstraintError& e) {
-    // PostgreSQL: the idempotency check above ran before the head's lock, so
-    // a concurrent request with the same transfer id (a client's retry while
-    // its first attempt is in flight) may have committed it since. Run the
-    // transaction again: the check then finds it and answers as for any
-    // replay (the original, or 409 transfer_id_reused).
-    if (e.kind() != db::ConstraintError::Kind::unique) throw;
-    throw db::RetryableError("ledger: transfer " + t.id + " was written concurrently: " + e.what());
-  }
-  tx.exec("UPDATE ledger_accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3 WHERE id = $1",
-          {debit->id, d_pending, d_posted});
-  tx.exec("UPDATE ledger_accounts SET credits_pending = credits_pending + $2, credits_posted = credits_posted + $3 WHERE id = $1",
-          {credit->id, c_pending, c_posted});
-  tx.exec("UPDATE ledger_heads SET seq = $2, hash = $3 WHERE ledger = $1", {t.ledger, t.seq, t.hash});
+  append(tx, t, head, {d_pending, d_posted, c_pending, c_posted});
   if (t.timeout_at) {
     jobs::EnqueueOptions o;
     o.run_at = parse_time(*t.timeout_at);
@@ -384,15 +390,11 @@ void Ledger::expire(db::Tx& tx, const std::string& pending_id, const std::string
   }
   if (pending_state(tx, pending_id).state != "pending") return;
   // Written as the expire kind, bypassing make()'s "has expired" refusal.
-  tx.exec("INSERT INTO ledger_heads (ledger, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (ledger) DO NOTHING",
-          {pending->ledger, kGenesis});
-  auto head = tx.query_one("SELECT seq, hash FROM ledger_heads WHERE ledger = $1" + std::string(tx.for_update()),
-                           {pending->ledger});
+  db::Row head = lock_head(tx, pending->ledger);
   if (pending_state(tx, pending_id).state != "pending") return;
   Transfer t;
   t.id = pending_id + ":expire";
   t.ledger = pending->ledger;
-  t.seq = head->integer("seq") + 1;
   t.kind = "expire";
   t.debit_account_id = pending->debit_account_id;
   t.credit_account_id = pending->credit_account_id;
@@ -402,18 +404,7 @@ void Ledger::expire(db::Tx& tx, const std::string& pending_id, const std::string
   t.reference = pending->reference;
   t.batch_id = new_id("batch");
   t.created_at = now_text();
-  t.prev_hash = head->text("hash");
-  t.hash = chain_hash(t.prev_hash, t);
-  tx.exec(std::string("INSERT INTO ledger_transfers (") + kTransferColumns +
-              ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11, $12, $13, $14)",
-          {t.id, t.ledger, t.seq, t.kind, t.debit_account_id, t.credit_account_id, t.amount, pending_id, t.code,
-           t.reference.empty() ? db::Value(nullptr) : db::Value(t.reference), t.batch_id, t.created_at, t.prev_hash,
-           t.hash});
-  tx.exec("UPDATE ledger_accounts SET debits_pending = debits_pending - $2 WHERE id = $1",
-          {t.debit_account_id, t.amount});
-  tx.exec("UPDATE ledger_accounts SET credits_pending = credits_pending - $2 WHERE id = $1",
-          {t.credit_account_id, t.amount});
-  tx.exec("UPDATE ledger_heads SET seq = $2, hash = $3 WHERE ledger = $1", {t.ledger, t.seq, t.hash});
+  append(tx, t, head, {-t.amount, 0, -t.amount, 0});
   outbox_.emit(tx, "ledger.transfer_expired",
                {{"transfer_id", pending_id}, {"code", t.code}, {"reference", t.reference}, {"amount", t.amount},
                 {"ledger", t.ledger}},
@@ -443,19 +434,9 @@ std::pair<json, json> Ledger::history(db::Tx& tx, const std::string& account_id,
 std::pair<json, json> Ledger::accounts(db::Tx& tx, const std::optional<std::string>& ledger,
                                        const std::optional<std::string>& code, const std::optional<std::string>& owner_id,
                                        const std::optional<std::string>& before, int limit) {
-  db::Params p{limit + 1};
-  std::string sql = std::string("SELECT ") + kAccountColumns + " FROM ledger_accounts WHERE true";
-  auto add = [&](const std::optional<std::string>& v, const char* column, const char* op = " = ") {
-    if (!v) return;
-    p.push_back(*v);
-    sql += std::string(" AND ") + column + op + "$" + std::to_string(p.size());
-  };
-  add(ledger, "ledger");
-  add(code, "code");
-  add(owner_id, "owner_id");
-  add(before, "id", " < ");
-  sql += " ORDER BY id DESC LIMIT $1";
-  return db::page_of(tx.query(sql, p), limit, [](const db::Row& r) { return account_of(r).to_json(); });
+  auto rows = db::newest_first(tx, std::string("SELECT ") + kAccountColumns + " FROM ledger_accounts",
+                               {{"ledger", ledger}, {"code", code}, {"owner_id", owner_id}}, before, limit);
+  return db::page_of(rows, limit, [](const db::Row& r) { return account_of(r).to_json(); });
 }
 
 std::pair<json, json> Ledger::transfers(db::Tx& tx, const std::optional<std::string>& account_id,

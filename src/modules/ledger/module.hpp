@@ -161,6 +161,15 @@ class Ledger {
 
  private:
   Transfer make(db::Tx& tx, const TransferSpec& spec, const std::string& batch_id, const std::string& request_id);
+  // Locks a ledger's head row (making it if new): it orders that ledger's writers.
+  db::Row lock_head(db::Tx& tx, const std::string& ledger);
+  // What a transfer does to its debit and credit accounts' balances.
+  struct Deltas {
+    int64_t debits_pending, debits_posted, credits_pending, credits_posted;
+  };
+  // Writes `t` after `head` (its ledger's locked head: seq and hashes follow
+  // from it) and applies `d` to its accounts.
+  void append(db::Tx& tx, Transfer& t, const db::Row& head, const Deltas& d);
 
   db::Database& db_;
   jobs::Queue& queue_;

@@ -1,5 +1,6 @@
 // Escrow (the process actions), commission, disputes and payouts.
 #include <algorithm>
+#include <map>
 
 #include "core/id.hpp"
 #include "core/log.hpp"
@@ -56,55 +57,60 @@ json Payout::to_json() const {
 
 // ---- actions -------------------------------------------------------------------
 
-void Payments::register_action_names(transactions::Actions& actions) {
-  const std::vector<std::pair<const char*, const char*>> names = {
+namespace {
+// The money actions, described once; without `runs` they are known by name only
+// (`souq processes check`, which loads processes but runs no action).
+void add_actions(transactions::Actions& actions, std::map<std::string, std::function<void(transactions::ActionContext&)>> runs) {
+  const std::vector<std::pair<std::string, const char*>> described = {
       {"hold_payment", "Hold the buyer's payment in escrow (a pending transfer from the buyer's wallet)"},
       {"release_escrow", "Release escrow to the seller minus the platform's commission"},
       {"refund", "Void the escrow hold: the money returns to the buyer's wallet"},
       {"split_escrow", "Split escrow as an admin's dispute resolution decided"},
       {"open_dispute", "Open a dispute; the funds stay held until an admin resolves it"}};
-  for (const auto& [name, description] : names)
-    actions.add(name, {description, {}, [name = std::string(name)](transactions::ActionContext&) {
-                         throw std::logic_error("action " + name + " needs the payments module");
-                       }});
+  for (const auto& [name, description] : described) {
+    auto run = runs.count(name) ? runs[name] : [name = name](transactions::ActionContext&) {
+      throw std::logic_error("action " + name + " needs the payments module");
+    };
+    actions.add(name, {description, {}, run});
+  }
 }
+}  // namespace
+
+void Payments::register_action_names(transactions::Actions& actions) { add_actions(actions, {}); }
 
 void Payments::register_actions(transactions::Actions& actions) {
-  actions.add("hold_payment", {"Hold the buyer's payment in escrow (a pending transfer from the buyer's wallet)", {},
-                               [this](transactions::ActionContext& c) { hold(c); }});
-  actions.add("release_escrow", {"Release escrow to the seller minus the platform's commission", {},
-                                 [this](transactions::ActionContext& c) { release(c, 0); }});
-  actions.add("refund", {"Void the escrow hold: the money returns to the buyer's wallet", {},
-                         [this](transactions::ActionContext& c) { refund(c); }});
-  actions.add("split_escrow", {"Split escrow as an admin's dispute resolution decided", {},
-                               [this](transactions::ActionContext& c) {
-                                 auto d = c.tx.query_one(
-                                     "SELECT buyer_amount FROM disputes WHERE transaction_id = $1 AND outcome = 'split' "
-                                     "AND buyer_amount IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT 1",
-                                     {c.txn.id});
-                                 if (!d)
-                                   throw ApiError::unprocessable(
-                                       "split_needs_resolution",
-                                       "A split is decided through the dispute's resolution (POST "
-                                       "/api/v1/admin/disputes/{id}/resolve), which names the buyer's part.");
-                                 release(c, d->integer("buyer_amount"));
-                               }});
-  actions.add("open_dispute", {"Open a dispute; the funds stay held until an admin resolves it", {},
-                               [this](transactions::ActionContext& c) {
-                                 std::string id = new_id("dsp");
-                                 if (c.tx.exec("INSERT INTO disputes (id, transaction_id, opened_by, opener_role, reason, "
-                                               "status, created_at) VALUES ($1, $2, $3, $4, $5, 'open', $6) "
-                                               "ON CONFLICT DO NOTHING",
-                                               {id, c.txn.id, c.actor.user_id, c.actor.type,
-                                                c.reason.empty() ? std::string("(no reason given)") : c.reason,
-                                                now_text()}) == 0)
-                                   throw ApiError::conflict("dispute_open", "A dispute about this transaction is open.");
-                                 outbox_.emit(c.tx, "dispute.opened",
-                                              {{"dispute_id", id}, {"transaction_id", c.txn.id},
-                                               {"buyer_id", c.txn.buyer_id}, {"seller_id", c.txn.seller_id},
-                                               {"opened_by", c.actor.user_id}, {"reason", c.reason}},
-                                              id, c.request_id);
-                               }});
+  add_actions(actions, {
+      {"hold_payment", [this](transactions::ActionContext& c) { hold(c); }},
+      {"release_escrow", [this](transactions::ActionContext& c) { release(c, 0); }},
+      {"refund", [this](transactions::ActionContext& c) { refund(c); }},
+      {"split_escrow", [this](transactions::ActionContext& c) { split(c); }},
+      {"open_dispute", [this](transactions::ActionContext& c) { open_dispute(c); }},
+  });
+}
+
+void Payments::split(transactions::ActionContext& c) {
+  auto d = c.tx.query_one(
+      "SELECT buyer_amount FROM disputes WHERE transaction_id = $1 AND outcome = 'split' AND buyer_amount IS NOT NULL "
+      "ORDER BY resolved_at DESC, id DESC LIMIT 1",
+      {c.txn.id});
+  if (!d)
+    throw ApiError::unprocessable("split_needs_resolution",
+                                  "A split is decided through the dispute's resolution (POST "
+                                  "/api/v1/admin/disputes/{id}/resolve), which names the buyer's part.");
+  release(c, d->integer("buyer_amount"));
+}
+
+void Payments::open_dispute(transactions::ActionContext& c) {
+  std::string id = new_id("dsp");
+  if (c.tx.exec("INSERT INTO disputes (id, transaction_id, opened_by, opener_role, reason, status, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT DO NOTHING",
+                {id, c.txn.id, c.actor.user_id, c.actor.type, c.reason.empty() ? std::string("(no reason given)") : c.reason,
+                 now_text()}) == 0)
+    throw ApiError::conflict("dispute_open", "A dispute about this transaction is open.");
+  outbox_.emit(c.tx, "dispute.opened",
+               {{"dispute_id", id}, {"transaction_id", c.txn.id}, {"buyer_id", c.txn.buyer_id},
+                {"seller_id", c.txn.seller_id}, {"opened_by", c.actor.user_id}, {"reason", c.reason}},
+               id, c.request_id);
 }
 
 void Payments::hold(transactions::ActionContext& c) {
@@ -302,18 +308,9 @@ json Payments::add_evidence(const identity::Principal& who, const std::string& d
 
 std::pair<json, json> Payments::list_disputes(db::Tx& tx, const std::optional<std::string>& status,
                                               const std::optional<std::string>& before, int limit) {
-  db::Params params{limit + 1};
-  std::string sql = std::string("SELECT ") + kDisputeColumns + " FROM disputes WHERE true";
-  if (status) {
-    params.push_back(*status);
-    sql += " AND status = $" + std::to_string(params.size());
-  }
-  if (before) {
-    params.push_back(*before);
-    sql += " AND id < $" + std::to_string(params.size());
-  }
-  sql += " ORDER BY id DESC LIMIT $1";
-  return db::page_of(tx.query(sql, params), limit, [&](const db::Row& r) { return dispute_of(tx, r); });
+  auto rows = db::newest_first(tx, std::string("SELECT ") + kDisputeColumns + " FROM disputes", {{"status", status}},
+                               before, limit);
+  return db::page_of(rows, limit, [&](const db::Row& r) { return dispute_of(tx, r); });
 }
 
 json Payments::resolve_dispute(const identity::Principal& admin, const std::string& id, const std::string& outcome,
@@ -452,14 +449,9 @@ json Payments::payout(db::Tx& tx, const std::string& id, const identity::Princip
 
 std::pair<json, json> Payments::list_payouts(db::Tx& tx, const std::string& user_id,
                                              const std::optional<std::string>& before, int limit) {
-  db::Params params{user_id, limit + 1};
-  std::string sql = std::string("SELECT ") + kPayoutColumns + " FROM payouts WHERE user_id = $1";
-  if (before) {
-    params.push_back(*before);
-    sql += " AND id < $3";
-  }
-  sql += " ORDER BY id DESC LIMIT $2";
-  return db::page_of(tx.query(sql, params), limit, [](const db::Row& r) { return payout_of(r).to_json(); });
+  auto rows = db::newest_first(tx, std::string("SELECT ") + kPayoutColumns + " FROM payouts", {{"user_id", user_id}},
+                               before, limit);
+  return db::page_of(rows, limit, [](const db::Row& r) { return payout_of(r).to_json(); });
 }
 
 }  // namespace souq::payments

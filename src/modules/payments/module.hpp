@@ -220,6 +220,9 @@ class Payments {
 
  private:
   std::optional<Payment> load_payment(db::Tx& tx, const std::string& id, bool lock = false);
+  // The payment of `provider` an event names (by Souq's id, else by the
+  // gateway's reference), or nullopt.
+  std::optional<Payment> event_payment(db::Tx& tx, const std::string& provider, const GatewayEvent& ev, bool lock);
   ledger::Account system_account(db::Tx& tx, const std::string& key, const std::string& code, const std::string& currency);
   // The transition of txn's process that takes payment from its current
   // state (a system transition running hold_payment), or null.
@@ -236,6 +239,8 @@ class Payments {
   void hold(transactions::ActionContext& c);
   void release(transactions::ActionContext& c, int64_t buyer_part);
   void refund(transactions::ActionContext& c);
+  void split(transactions::ActionContext& c);
+  void open_dispute(transactions::ActionContext& c);
   void close_disputes(db::Tx& tx, const std::string& transaction_id, const std::string& outcome);
 
   db::Database& db_;

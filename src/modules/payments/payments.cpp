@@ -61,7 +61,6 @@ json webhook_of(const db::Row& r) {
 json opt(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
 
 constexpr int kWebhookAttempts = 12;
-constexpr int kPayoutAttempts = 12;
 constexpr int kSandboxDeliveryAttempts = 8;
 
 }  // namespace
@@ -240,6 +239,18 @@ std::optional<Payment> Payments::load_payment(db::Tx& tx, const std::string& id,
   return payment_of(*r);
 }
 
+std::optional<Payment> Payments::event_payment(db::Tx& tx, const std::string& provider, const GatewayEvent& ev, bool lock) {
+  std::optional<Payment> p;
+  if (!ev.payment_id.empty()) {
+    p = load_payment(tx, ev.payment_id, lock);
+  } else if (!ev.provider_ref.empty()) {
+    if (auto r = tx.query_one("SELECT id FROM payments WHERE provider = $1 AND provider_ref = $2", {provider, ev.provider_ref}))
+      p = load_payment(tx, r->text("id"), lock);
+  }
+  if (p && p->provider != provider) return std::nullopt;
+  return p;
+}
+
 const transactions::Transition* Payments::payable(const transactions::Record& txn) const {
   const auto* process = transactions_.processes().find(txn.process, txn.process_version);
   if (!process) return nullptr;
@@ -352,18 +363,9 @@ json Payments::payment(db::Tx& tx, const std::string& id, const identity::Princi
 
 std::pair<json, json> Payments::list_payments(db::Tx& tx, const std::optional<std::string>& status,
                                               const std::optional<std::string>& before, int limit) {
-  db::Params params{limit + 1};
-  std::string sql = std::string("SELECT ") + kPaymentColumns + " FROM payments WHERE true";
-  if (status) {
-    params.push_back(*status);
-    sql += " AND status = $" + std::to_string(params.size());
-  }
-  if (before) {
-    params.push_back(*before);
-    sql += " AND id < $" + std::to_string(params.size());
-  }
-  sql += " ORDER BY id DESC LIMIT $1";
-  return db::page_of(tx.query(sql, params), limit, [&](const db::Row& r) {
+  auto rows = db::newest_first(tx, std::string("SELECT ") + kPaymentColumns + " FROM payments", {{"status", status}},
+                               before, limit);
+  return db::page_of(rows, limit, [&](const db::Row& r) {
     json out = payment_of(r).to_json(public_url());
     out["payer_id"] = r.text("payer_id");
     return out;
@@ -466,14 +468,10 @@ json Payments::receive_webhook(const std::string& provider, const std::map<std::
     // Types Souq does not act on, and events about payments made elsewhere
     // on the same gateway account, are acknowledged and left alone.
     if (ev.outcome.empty()) return set("ignored", "unhandled_event_type", "");
-    std::optional<Payment> p;
-    if (!ev.payment_id.empty()) p = load_payment(tx, ev.payment_id);
-    else if (!ev.provider_ref.empty()) {
-      auto r = tx.query_one("SELECT id FROM payments WHERE provider = $1 AND provider_ref = $2", {provider, ev.provider_ref});
-      if (r) p = load_payment(tx, r->text("id"));
-      else return set("ignored", "not_a_souq_payment", "");
-    }
-    if (!p || p->provider != provider) {
+    auto p = event_payment(tx, provider, ev, false);
+    // Named only by the gateway's reference, and not one of ours: made elsewhere.
+    if (!p && ev.payment_id.empty() && !ev.provider_ref.empty()) return set("ignored", "not_a_souq_payment", "");
+    if (!p) {
       refusal = ApiError::unprocessable("unknown_payment", "The event names no payment of this provider.");
       return set("rejected", "unknown_payment", "");
     }
@@ -511,14 +509,8 @@ void Payments::process_delivery(const std::string& delivery_id, bool replay, con
                payment_id.empty() ? db::Value(nullptr) : db::Value(payment_id), now_text(), replay ? 1 : 0});
     };
     if (ev.outcome.empty()) return mark("ignored", "unhandled_event_type", "");
-    std::optional<Payment> p;
-    if (!ev.payment_id.empty()) {
-      p = load_payment(tx, ev.payment_id, true);
-    } else if (auto r = tx.query_one("SELECT id FROM payments WHERE provider = $1 AND provider_ref = $2",
-                                     {row->text("provider"), ev.provider_ref})) {
-      p = load_payment(tx, r->text("id"), true);
-    }
-    if (!p || p->provider != row->text("provider")) return mark("rejected", "unknown_payment", "");
+    auto p = event_payment(tx, row->text("provider"), ev, true);
+    if (!p) return mark("rejected", "unknown_payment", "");
     std::string now = now_text();
     if (ev.outcome == "failed") {
       if (tx.exec("UPDATE payments SET status = 'failed', failure_code = $2, failure_message = $3, updated_at = $4 "
@@ -580,18 +572,9 @@ json Payments::replay_webhook(const identity::Principal& admin, const std::strin
 
 std::pair<json, json> Payments::list_webhooks(db::Tx& tx, const std::optional<std::string>& status,
                                               const std::optional<std::string>& before, int limit) {
-  db::Params params{limit + 1};
-  std::string sql = std::string("SELECT ") + kWebhookColumns + " FROM payment_webhooks WHERE true";
-  if (status) {
-    params.push_back(*status);
-    sql += " AND status = $" + std::to_string(params.size());
-  }
-  if (before) {
-    params.push_back(*before);
-    sql += " AND id < $" + std::to_string(params.size());
-  }
-  sql += " ORDER BY id DESC LIMIT $1";
-  return db::page_of(tx.query(sql, params), limit, webhook_of);
+  auto rows = db::newest_first(tx, std::string("SELECT ") + kWebhookColumns + " FROM payment_webhooks",
+                               {{"status", status}}, before, limit);
+  return db::page_of(rows, limit, webhook_of);
 }
 
 // ---- the sandbox -------------------------------------------------------------
