@@ -164,6 +164,7 @@ int App::serve() {
     bool any = host == "0.0.0.0" || host == "::" || host.empty();
     modules.payments.use_public_url("http://" + (any ? std::string("127.0.0.1") : host) + ":" + std::to_string(bound));
   }
+  modules.catalog.use_media_base(modules.payments.public_url() + "/media");
   log::info("listening", {{"host", host},
                           {"port", bound},
                           {"database", db::engine_name(db_->engine())},

@@ -78,6 +78,10 @@ struct Config {
   std::string stripe_base_url = "https://api.stripe.com";
   std::string stripe_secret_key, stripe_webhook_secret;
   int webhook_tolerance = 300;
+  // catalog
+  bool product_moderation = false;  // new and edited products wait for an admin
+  std::string media_base_url;       // image URLs start here (a CDN); default <public url>/media
+  int product_cache_ttl = 300;      // seconds a rendered product page is served from memory (0: off)
 };
 
 }  // namespace souq::app

@@ -70,6 +70,20 @@ void add_payments(CLI::App* cmd, Config& c) {
       ->capture_default_str();
 }
 
+void add_catalog(CLI::App* cmd, Config& c) {
+  cmd->add_flag("--product-moderation", c.product_moderation,
+                "New products, and changes to a listed product's content, wait for an admin's approval")
+      ->envname("SOUQ_PRODUCT_MODERATION");
+  cmd->add_option("--media-base-url", c.media_base_url,
+                  "Base URL of product image URLs, such as a CDN in front of /media (default: <public url>/media)")
+      ->envname("SOUQ_MEDIA_BASE_URL");
+  cmd->add_option("--product-cache-ttl", c.product_cache_ttl,
+                  "Seconds a product page is served from memory (0: never); changes clear it on every node at once")
+      ->envname("SOUQ_PRODUCT_CACHE_TTL")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
+}
+
 void add_notifications(CLI::App* cmd, Config& c) {
   cmd->add_option("--push-provider", c.push_provider, "dev (records, sends nothing) or fcm (Firebase Cloud Messaging HTTP v1)")
       ->envname("SOUQ_PUSH_PROVIDER")
@@ -149,6 +163,7 @@ int main(int argc, char** argv) {
   add_sms(serve, c);
   add_notifications(serve, c);
   add_payments(serve, c);
+  add_catalog(serve, c);
   add_processes(serve, c);
   add_realtime(serve, c);
   add_storage(serve, c);
@@ -293,6 +308,7 @@ int main(int argc, char** argv) {
   add_sms(worker, c);
   add_notifications(worker, c);
   add_payments(worker, c);
+  add_catalog(worker, c);
   add_processes(worker, c);
   add_realtime(worker, c);
   add_storage(worker, c);

@@ -83,6 +83,16 @@ payments::Options payments_options(const Config& c) {
   return o;
 }
 
+catalog::Options catalog_options(const Config& c) {
+  catalog::Options o;
+  o.moderation = c.product_moderation;
+  o.media_base_url = c.media_base_url;
+  // Until the server knows its port (serve), or for good (worker).
+  if (o.media_base_url.empty() && !c.public_url.empty()) o.media_base_url = c.public_url + "/media";
+  o.cache_ttl = std::chrono::seconds(c.product_cache_ttl);
+  return o;
+}
+
 void register_all_actions(transactions::Actions& actions, payments::Payments* payments) {
   transactions::register_actions(actions);
   marketplace::Marketplace::register_actions(actions);
@@ -115,6 +125,7 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
       notifications(db, queue, identity, realtime, *push, *email),
       ledger(db, queue, outbox),
       payments(db, queue, outbox, identity, ledger, transactions, payments_options(config)),
+      catalog(db, queue, outbox, identity, *files, catalog_options(config)),
       idempotency(db),
       sms_(sms) {
   identity.start();
@@ -142,6 +153,10 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   });
   for (const char* type : {"request", "offer"})
     reports.add_target(type, [this, type](db::Tx& tx, const std::string& id) { return marketplace.owner_of(tx, type, id); });
+  // A changed product's cached page goes on every node.
+  realtime.on_node_message("product.changed", [this](const json& data) {
+    if (data.is_string()) catalog.forget(data.get<std::string>());
+  });
   realtime.start();
   route_to_user_channels(outbox);
   chat.use_for_actions();
@@ -162,6 +177,11 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
     if (!r) return std::nullopt;
     return r->text("category");
   });
+  catalog.register_jobs();
+  catalog::register_policies(policy);
+  for (const char* type : {"product", "review"})
+    reports.add_target(type, [this, type](db::Tx& tx, const std::string& id) { return catalog.owner_of(tx, type, id); });
+  catalog.use_bus([this](const std::string& id) { realtime.send_node_message("product.changed", id); });
   tell_people(outbox);
 }
 
@@ -351,6 +371,7 @@ void Modules::register_routes(api::Router& router, BlockingPool& blocking, Block
   notifications::register_routes(router, notifications, identity, blocking);
   ledger::register_routes(router, ledger, identity, blocking);
   payments::register_routes(router, payments, identity, idempotency, blocking);
+  catalog::register_routes(router, catalog, identity, policy, blocking);
 }
 
 }  // namespace souq::app

@@ -8,6 +8,7 @@
 #include "core/blocking.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
+#include "modules/catalog/module.hpp"
 #include "modules/chat/module.hpp"
 #include "modules/identity/module.hpp"
 #include "modules/identity/policy.hpp"
@@ -27,6 +28,7 @@ identity::Options identity_options(const Config& config);
 realtime::Options realtime_options(const Config& config);
 notifications::Options notifications_options(const Config& config);
 payments::Options payments_options(const Config& config);
+catalog::Options catalog_options(const Config& config);
 
 class Modules {
  public:
@@ -53,6 +55,7 @@ class Modules {
   notifications::Notifications notifications;
   ledger::Ledger ledger;
   payments::Payments payments;
+  catalog::Catalog catalog;
   api::Idempotency idempotency;
 
  private:

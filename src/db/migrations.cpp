@@ -22,7 +22,7 @@ void lock_for_migration(Tx& tx) {
 }  // namespace
 
 const std::vector<std::string>& module_order() {
-  static const std::vector<std::string> order = {"db", "jobs", "http", "audit", "identity", "sms", "transactions", "marketplace", "ratings", "reports", "realtime", "chat", "notifications", "ledger", "payments", "app"};
+  static const std::vector<std::string> order = {"db", "jobs", "http", "audit", "identity", "sms", "transactions", "marketplace", "ratings", "reports", "realtime", "chat", "notifications", "ledger", "payments", "catalog", "search", "orders", "app"};
   return order;
 }
 

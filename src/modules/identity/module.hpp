@@ -160,6 +160,8 @@ class Identity {
   // 404 when there is no such active user. An admin viewer also sees
   // suspended accounts, with their status.
   json public_profile(db::Tx& tx, const std::string& user_id, const Principal* viewer);
+  // Approved sellers' business names (their seller profiles), by user id.
+  std::map<std::string, std::string> business_names(db::Tx& tx, const std::vector<std::string>& user_ids);
 
   // Push devices: one row per device id; registering again updates it (and
   // moves it to this user if another account had it).

@@ -365,6 +365,18 @@ std::map<std::string, json> Identity::summaries(db::Tx& tx, const std::vector<st
   return out;
 }
 
+std::map<std::string, std::string> Identity::business_names(db::Tx& tx, const std::vector<std::string>& user_ids) {
+  std::map<std::string, std::string> out;
+  if (user_ids.empty()) return out;
+  db::Params params;
+  std::string in = db::bind_list(params, user_ids);
+  for (const auto& r : tx.query("SELECT user_id, business_name FROM seller_profiles WHERE status = 'approved'"
+                                " AND user_id IN (" + in + ")",
+                                params))
+    out[r.text("user_id")] = r.text("business_name");
+  return out;
+}
+
 json summary_of(const std::map<std::string, json>& people, const std::string& user_id) {
   auto it = people.find(user_id);
   return it != people.end() ? it->second : json{{"id", user_id}};

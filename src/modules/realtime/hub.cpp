@@ -176,6 +176,11 @@ void Hub::receive(std::string_view text) {
   std::string from = message["n"].get<std::string>();
   if (from == node_) return;
   std::string type = message["t"].get<std::string>();
+  if (type == "node") {
+    if (node_message_ && message.contains("k") && message["k"].is_string())
+      node_message_(message["k"].get<std::string>(), message.value("d", json(nullptr)));
+    return;
+  }
   Outgoing out;
   bool reply_state = false;
   try {
@@ -272,6 +277,10 @@ void Hub::hello() {
   }
   send({{"t", "hello"}, {"n", node_}});
   send(state);
+}
+
+void Hub::send_node_message(const std::string& topic, const json& data) {
+  if (send_) send({{"t", "node"}, {"n", node_}, {"k", topic}, {"d", data}});
 }
 
 void Hub::goodbye() { send({{"t", "bye"}, {"n", node_}}); }

@@ -38,6 +38,11 @@ class Hub {
 
   explicit Hub(std::string node_id);
   void set_send(Send send) { send_ = std::move(send); }
+  // Messages other modules send between nodes ({"t":"node"}): topic and data.
+  using NodeMessage = std::function<void(const std::string& topic, const json& data)>;
+  void set_node_message(NodeMessage fn) { node_message_ = std::move(fn); }
+  // Sends such a message to the other nodes (nothing without a bus).
+  void send_node_message(const std::string& topic, const json& data);
   const std::string& node_id() const { return node_; }
 
   struct Joined {
@@ -95,6 +100,7 @@ class Hub {
 
   std::string node_;
   Send send_;
+  NodeMessage node_message_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, LocalChannel> channels_;
   std::map<std::string, Node> nodes_;  // the other nodes

@@ -105,6 +105,12 @@ class Realtime {
   void publish_raw(const std::string& channel, const std::string& event, const std::string& data,
                    const std::string& except_socket = {});
 
+  // Messages between nodes for other modules (a product changed: forget
+  // its cached page). Best-effort, like the bus; nothing without Redis.
+  // Handlers are registered before start().
+  void on_node_message(const std::string& topic, std::function<void(const json& data)> handler);
+  void send_node_message(const std::string& topic, const json& data);
+
   // Policies for private-/presence- channels beyond private-user.{id}.
   void add_policy(const std::string& prefix, ChannelPolicy policy);
   // Domain events (outbox) that become channel events.
@@ -143,6 +149,7 @@ class Realtime {
   Options options_;
   std::map<std::string, std::vector<EventRoute>> routes_;
   std::unique_ptr<Hub> hub_;
+  std::map<std::string, std::vector<std::function<void(const json&)>>> node_handlers_;
   std::unique_ptr<Bus> bus_;
   std::vector<std::pair<std::string, ChannelPolicy>> policies_;
   struct Sockets;

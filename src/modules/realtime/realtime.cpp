@@ -47,11 +47,22 @@ Realtime::Realtime(db::Database& db, identity::Identity& identity, Options optio
     : db_(db), identity_(identity), options_(std::move(options)), sockets_(std::make_unique<Sockets>()) {
   if (options_.node_id.empty()) options_.node_id = default_node_id();
   hub_ = std::make_unique<Hub>(options_.node_id);
+  hub_->set_node_message([this](const std::string& topic, const json& data) {
+    auto it = node_handlers_.find(topic);
+    if (it == node_handlers_.end()) return;
+    for (const auto& fn : it->second) fn(data);
+  });
 }
 
 Realtime::~Realtime() {
   if (bus_) bus_->stop();
 }
+
+void Realtime::on_node_message(const std::string& topic, std::function<void(const json& data)> handler) {
+  node_handlers_[topic].push_back(std::move(handler));
+}
+
+void Realtime::send_node_message(const std::string& topic, const json& data) { hub_->send_node_message(topic, data); }
 
 void Realtime::start() {
   if (options_.secret.empty()) {
