@@ -294,24 +294,66 @@ int App::processes_check() {
   return 0;
 }
 
-int App::seed(const marketplace::SeedOptions& options) {
+namespace {
+// A progress bar on stderr: "<what> [#####     ] done/total <unit>, N s".
+void progress_bar(const char* what, int64_t done, int64_t total, const std::string& unit,
+                  std::chrono::steady_clock::time_point started, const std::string& extra = {}) {
+  const int width = 40;
+  int filled = total > 0 ? int(width * done / total) : width;
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::cerr << "\r" << what << " [" << std::string(size_t(filled), '#') << std::string(size_t(width - filled), ' ') << "] "
+            << done << "/" << total << " " << unit << extra << ", " << int(seconds) << " s" << std::flush;
+}
+}  // namespace
+
+int App::seed(const marketplace::SeedOptions& options, const catalog::SeedOptions& catalog) {
   open_database();
   register_job_kinds();
   Modules modules(config_, *db_, *queue_, *outbox_, *sms_);
   auto started = std::chrono::steady_clock::now();
-  modules.marketplace.seed(options, [&](int64_t requests, int64_t offers) {
-    const int width = 40;
-    int filled = int(width * requests / options.requests);
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::cerr << "\rseeding [" << std::string(size_t(filled), '#') << std::string(size_t(width - filled), ' ') << "] "
-              << requests << "/" << options.requests << " requests, " << offers << " offers, " << int(seconds) << " s"
-              << std::flush;
-  });
-  std::cerr << "\n";
+  if (options.requests > 0) {
+    modules.marketplace.seed(options, [&](int64_t requests, int64_t offers) {
+      progress_bar("seeding", requests, options.requests, "requests", started, ", " + std::to_string(offers) + " offers");
+    });
+    std::cerr << "\n";
+    std::cout << "seeded " << options.requests << " requests and about " << options.offers << " offers from "
+              << options.buyers << " buyers and " << options.sellers << " sellers\n";
+  }
+  if (catalog.products > 0) {
+    auto at = std::chrono::steady_clock::now();
+    modules.catalog.seed(catalog, [&](int64_t done) { progress_bar("seeding", done, catalog.products, "products", at); });
+    std::cerr << "\n";
+    db_->analyze();
+    at = std::chrono::steady_clock::now();
+    modules.search.reindex({false, 2000}, [&](int64_t done, int64_t total) {
+      progress_bar("indexing", done, total, "documents", at);
+    });
+    std::cerr << "\n";
+    std::cout << "seeded " << catalog.products << " products with " << catalog.skus_per_product << " SKUs each from "
+              << catalog.sellers << " shops, and indexed them\n";
+  }
   db_->analyze();
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::cout << "seeded " << options.requests << " requests and about " << options.offers << " offers from "
-            << options.buyers << " buyers and " << options.sellers << " sellers in " << int(seconds) << " s\n";
+  std::cout << "done in " << int(seconds) << " s\n";
+  modules.stop();
+  log::shutdown();
+  return 0;
+}
+
+int App::search_reindex(bool fresh, int batch) {
+  open_database();
+  register_job_kinds();
+  Modules modules(config_, *db_, *queue_, *outbox_, *sms_);
+  auto started = std::chrono::steady_clock::now();
+  int64_t indexed = 0;
+  modules.search.reindex({fresh, batch}, [&](int64_t done, int64_t total) {
+    progress_bar("indexing", done, total, "documents", started);
+    indexed = done;
+  });
+  std::cerr << "\n";
+  db_->analyze();  // the planner's statistics of the rebuilt index
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::cout << "indexed " << indexed << " documents (products and sellers) in " << int(seconds) << " s\n";
   modules.stop();
   log::shutdown();
   return 0;

@@ -10,6 +10,7 @@
 #include "http/metrics.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
+#include "modules/catalog/module.hpp"
 #include "modules/marketplace/module.hpp"
 #include "modules/sms/module.hpp"
 
@@ -48,7 +49,9 @@ class App {
   int jobs_retry(const std::string& id);
   int processes_check();
   int ledger_verify();    // prints the report; 0 when every check passes  // validates process definitions without a database
-  int seed(const marketplace::SeedOptions& options);
+  int seed(const marketplace::SeedOptions& options, const catalog::SeedOptions& catalog);
+  // Rebuilds the search index (souq search reindex), with a progress bar on stderr.
+  int search_reindex(bool fresh, int batch);
 
  private:
   void open_database();

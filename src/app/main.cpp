@@ -325,6 +325,23 @@ int main(int argc, char** argv) {
       "verify", "Recompute every hash chain and balance from the transfers; print a JSON report (exit 1 on a fault)");
   add_common(ledger_verify, c);
 
+  auto* search = cli.add_subcommand("search", "The search index");
+  search->require_subcommand(1);
+  auto* search_reindex = search->add_subcommand(
+      "reindex", "Rebuild the search index from the catalogue and the seller profiles, in batches (the server may run)");
+  add_common(search_reindex, c);
+  add_processes(search_reindex, c);
+  add_catalog(search_reindex, c);
+  add_payments(search_reindex, c);
+  add_storage(search_reindex, c);
+  bool reindex_fresh = false;
+  int reindex_batch = 200;
+  search_reindex->add_flag("--fresh", reindex_fresh,
+                           "Empty the index (and its vocabulary) first; searches find less until it is done");
+  search_reindex->add_option("--batch", reindex_batch, "Documents per transaction")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+
   auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");
   add_common(migrate, c);
 
@@ -362,11 +379,22 @@ int main(int argc, char** argv) {
   add_common(seed, c);
   add_processes(seed, c);
   souq::marketplace::SeedOptions seed_options;
-  seed->add_option("--requests", seed_options.requests, "Buy requests")->check(CLI::Range(int64_t(1), int64_t(10'000'000)))->capture_default_str();
+  seed->add_option("--requests", seed_options.requests, "Buy requests (0: none)")->check(CLI::Range(int64_t(0), int64_t(10'000'000)))->capture_default_str();
   seed->add_option("--offers", seed_options.offers, "Offers, spread over the requests")->check(CLI::Range(int64_t(0), int64_t(100'000'000)))->capture_default_str();
   seed->add_option("--buyers", seed_options.buyers, "Buyer accounts")->check(CLI::Range(1, 1'000'000))->capture_default_str();
   seed->add_option("--sellers", seed_options.sellers, "Approved seller accounts")->check(CLI::Range(1, 1'000'000))->capture_default_str();
   seed->add_option("--random-seed", seed_options.random_seed, "The same seed makes the same marketplace")->capture_default_str();
+  souq::catalog::SeedOptions catalog_seed;
+  catalog_seed.products = 0;
+  seed->add_option("--products", catalog_seed.products, "Products (with SKUs) in a seeded category tree; then the search index is built")
+      ->check(CLI::Range(int64_t(0), int64_t(100'000'000)))
+      ->capture_default_str();
+  seed->add_option("--skus-per-product", catalog_seed.skus_per_product, "SKUs of each seeded product")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
+  seed->add_option("--shops", catalog_seed.sellers, "Approved sellers the seeded products belong to")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
 
   cli.add_subcommand("version", "Print the version")->callback([] { std::cout << "souq " << SOUQ_VERSION << "\n"; });
 
@@ -381,7 +409,8 @@ int main(int argc, char** argv) {
     if (retry->parsed()) return app.jobs_retry(job_id);
     if (processes_check->parsed()) return app.processes_check();
     if (ledger_verify->parsed()) return app.ledger_verify();
-    if (seed->parsed()) return app.seed(seed_options);
+    if (seed->parsed()) return app.seed(seed_options, catalog_seed);
+    if (search_reindex->parsed()) return app.search_reindex(reindex_fresh, reindex_batch);
     if (admin_create->parsed()) {
       souq::json body = {{"email", admin_email}, {"password", admin_password}, {"display_name", admin_name}};
       if (!admin_phone.empty()) body["phone"] = admin_phone;

@@ -93,13 +93,14 @@ catalog::Options catalog_options(const Config& c) {
   return o;
 }
 
-void register_all_actions(transactions::Actions& actions, payments::Payments* payments) {
+void register_all_actions(transactions::Actions& actions, payments::Payments* payments, orders::Orders* orders) {
   transactions::register_actions(actions);
   marketplace::Marketplace::register_actions(actions);
   ratings::Ratings::register_actions(actions);
   chat::Chat::register_actions(actions);
   if (payments) payments->register_actions(actions);
   else payments::Payments::register_action_names(actions);
+  orders::Orders::register_actions(actions, orders);
 }
 
 namespace {
@@ -126,10 +127,13 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
       ledger(db, queue, outbox),
       payments(db, queue, outbox, identity, ledger, transactions, payments_options(config)),
       catalog(db, queue, outbox, identity, *files, catalog_options(config)),
+      orders(db, outbox, identity, transactions, catalog, payments),
+      search(db, queue, outbox, catalog, identity),
       idempotency(db),
       sms_(sms) {
   identity.start();
   identity.use_sms(sms_);
+  identity.use_outbox(outbox);
   if (!config.oidc_config.empty()) {
     std::ifstream file(config.oidc_config);
     std::stringstream text;
@@ -138,7 +142,7 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
     if (parsed.is_discarded()) throw std::invalid_argument("--oidc-config is not valid JSON: " + config.oidc_config);
     identity.use_oidc(identity::OidcVerifier::from_config(parsed));
   }
-  register_all_actions(actions, &payments);
+  register_all_actions(actions, &payments, &orders);
   processes.load(db, actions, config.processes_dir);
   if (!processes.latest(config.deal_process))
     throw transactions::ProcessError("--deal-process: no process named \"" + config.deal_process + "\" is loaded");
@@ -166,8 +170,10 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   notifications.register_jobs();
   ledger.register_jobs();
   payments.register_jobs();
-  // Commission follows the category of the request a deal answered.
-  payments.use_category_of([](db::Tx& tx, const transactions::Record& txn) -> std::optional<std::string> {
+  // Commission follows the category of the request a deal answered, or of
+  // an order's largest line.
+  payments.use_category_of([this](db::Tx& tx, const transactions::Record& txn) -> std::optional<std::string> {
+    if (txn.kind == "order") return orders.category_of(tx, txn.id);
     std::optional<db::Row> r;
     if (txn.subject_type == "offer")
       r = tx.query_one("SELECT r.category FROM offers o JOIN requests r ON r.id = o.request_id WHERE o.id = $1",
@@ -181,7 +187,13 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   catalog::register_policies(policy);
   for (const char* type : {"product", "review"})
     reports.add_target(type, [this, type](db::Tx& tx, const std::string& id) { return catalog.owner_of(tx, type, id); });
+  catalog.use_purchases([this](db::Tx& tx, const std::string& buyer, const std::string& product) {
+    return orders.purchased(tx, buyer, product);
+  });
+  orders.follow_payments(outbox);
+  orders::register_policies(policy);
   catalog.use_bus([this](const std::string& id) { realtime.send_node_message("product.changed", id); });
+  search.register_jobs();
   tell_people(outbox);
 }
 
@@ -354,9 +366,10 @@ void Modules::route_to_user_channels(jobs::Outbox& outbox) {
     realtime.route(outbox, type, [to_users, type = type, keys = keys](const json& e) { return to_users(e, keys, type); });
   // Deal transitions (every process's transactions): both parties, as
   // "<kind>.<transition>" (deal.created, deal.completed …).
-  realtime.route(outbox, "deal.*", [to_users](const json& e) {
-    return to_users(e, {"buyer_id", "seller_id"}, e.value("kind", "deal") + "." + e.value("transition", "created"));
-  });
+  for (const char* family : {"deal.*", "order.*"})
+    realtime.route(outbox, family, [to_users](const json& e) {
+      return to_users(e, {"buyer_id", "seller_id"}, e.value("kind", "deal") + "." + e.value("transition", "created"));
+    });
 }
 
 void Modules::register_routes(api::Router& router, BlockingPool& blocking, BlockingPool& cpu) {
@@ -372,6 +385,8 @@ void Modules::register_routes(api::Router& router, BlockingPool& blocking, Block
   ledger::register_routes(router, ledger, identity, blocking);
   payments::register_routes(router, payments, identity, idempotency, blocking);
   catalog::register_routes(router, catalog, identity, policy, blocking);
+  orders::register_routes(router, orders, identity, policy, idempotency, blocking);
+  search::register_routes(router, search, blocking);
 }
 
 }  // namespace souq::app

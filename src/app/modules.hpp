@@ -16,9 +16,11 @@
 #include "modules/payments/module.hpp"
 #include "modules/marketplace/module.hpp"
 #include "modules/notifications/module.hpp"
+#include "modules/orders/module.hpp"
 #include "modules/ratings/module.hpp"
 #include "modules/realtime/module.hpp"
 #include "modules/reports/module.hpp"
+#include "modules/search/module.hpp"
 #include "modules/sms/module.hpp"
 #include "modules/transactions/module.hpp"
 
@@ -56,6 +58,8 @@ class Modules {
   ledger::Ledger ledger;
   payments::Payments payments;
   catalog::Catalog catalog;
+  orders::Orders orders;
+  search::Search search;
   api::Idempotency idempotency;
 
  private:
@@ -68,6 +72,7 @@ class Modules {
 // The actions every module registers. Without `payments` (loading processes
 // without a database: `souq processes check`), the payment actions are
 // known by name only.
-void register_all_actions(transactions::Actions& actions, payments::Payments* payments = nullptr);
+void register_all_actions(transactions::Actions& actions, payments::Payments* payments = nullptr,
+                          orders::Orders* orders = nullptr);
 
 }  // namespace souq::app

@@ -3,6 +3,7 @@
 // attributes of the products filed under it (and under its descendants).
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "core/id.hpp"
 #include "core/time.hpp"
@@ -37,7 +38,22 @@ std::optional<db::Row> load_category(db::Tx& tx, const std::string& id_or_slug, 
 }  // namespace
 
 json Catalog::category_tree(db::Tx& tx) {
-  auto rows = tx.query(std::string("SELECT ") + kCategoryColumns + " FROM categories ORDER BY depth, position, name, id");
+  auto fetched = tx.query(std::string("SELECT ") + kCategoryColumns + " FROM categories");
+  std::vector<db::Row> rows(fetched.begin(), fetched.end());
+  // Sorted here, not by ORDER BY name: the databases compare text by their
+  // collation (bytes on SQLite, the locale's rules on PostgreSQL), and the
+  // tree must read the same on both. Names compare without regard to case.
+  auto folded = [](std::string s) {
+    for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&](const db::Row& a, const db::Row& b) {
+    auto key = [&](const db::Row& r) {
+      return std::make_tuple(r.integer("depth"), r.integer("position"), folded(r.text("name")), r.text("name"),
+                             r.text("id"));
+    };
+    return key(a) < key(b);
+  });
   // Parents come before children (by depth): attach each to its parent.
   std::map<std::string, json> nodes;
   std::vector<std::string> order;
@@ -184,8 +200,9 @@ json Catalog::update_category(const identity::Principal& admin, const std::strin
   });
 }
 
-void Catalog::delete_category(const identity::Principal& admin, const std::string& id, const std::string& request_id) {
-  db_.write([&](db::Tx& tx) {
+std::string Catalog::delete_category(const identity::Principal& admin, const std::string& id,
+                                     const std::string& request_id) {
+  return db_.write([&](db::Tx& tx) {
     auto row = load_category(tx, id, true);
     if (!row) throw ApiError::not_found("No such category.");
     std::string cid = row->text("id");
@@ -196,6 +213,7 @@ void Catalog::delete_category(const identity::Principal& admin, const std::strin
     tx.exec("DELETE FROM categories WHERE id = $1", {cid});
     audit::record(tx, {admin.user_id, "category.delete", "category", cid, "", {{"slug", row->text("slug")}}, request_id});
     outbox_.emit(tx, "category.deleted", {{"category_id", cid}}, cid, request_id);
+    return cid;
   });
 }
 

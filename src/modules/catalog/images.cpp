@@ -31,6 +31,10 @@ std::string vips_failure() {
   return text.empty() ? "libvips failed" : text;
 }
 
+// A 9000 × 7000 photograph; anything larger would not fit the upload limit
+// as a sensible JPEG anyway.
+constexpr int64_t kMaxPixels = 64'000'000;
+
 struct Rendition {
   int width = 0;
   std::string bytes;
@@ -50,6 +54,12 @@ Rendered render(const std::string& original, std::vector<int> widths) {
   out.width = vips_image_get_width(probe);
   out.height = vips_image_get_height(probe);
   g_object_unref(probe);
+  // A few kilobytes of PNG can declare a billion pixels (an interlaced one is
+  // decoded whole, in memory): such an upload fails here, from its header.
+  if (int64_t(out.width) * out.height > kMaxPixels)
+    throw std::invalid_argument("the image is " + std::to_string(out.width) + "x" + std::to_string(out.height) +
+                                " pixels; at most " + std::to_string(kMaxPixels / 1'000'000) +
+                                " megapixels are rendered");
   std::sort(widths.rbegin(), widths.rend());
   std::vector<int> chosen;
   for (int w : widths)
@@ -75,6 +85,21 @@ std::string image_key(const std::string& product_id, const std::string& image_id
   return "products/" + product_id + "/" + image_id + "/" + name;
 }
 
+// The original and the renditions of one image (best effort: a file left
+// behind is unreachable once its row is deleted, never the other way round).
+void remove_files(storage::Storage& files, const std::string& product_id, const std::string& image_id,
+                  const json& sizes) {
+  std::vector<std::string> names{"original"};
+  for (const auto& w : sizes) names.push_back(std::to_string(w.get<int>()) + ".webp");
+  for (const auto& name : names) {
+    try {
+      files.remove(image_key(product_id, image_id, name));
+    } catch (const std::exception& e) {
+      log::warn("product image file not removed", {{"image_id", image_id}, {"file", name}, {"error", e.what()}});
+    }
+  }
+}
+
 }  // namespace
 
 void Catalog::register_jobs() {
@@ -83,12 +108,13 @@ void Catalog::register_jobs() {
 
 json Catalog::add_image(const identity::Principal& who, const std::string& product_id, const std::string& content_type,
                         const std::string& bytes, const std::string& request_id) {
+  // Whose product first (a read cannot lock it; the write below checks again).
+  db_.read([&](db::Tx& tx) { owned_product(tx, who, product_id, false); });
   std::string sniffed = storage::sniff_type(bytes);
   if (sniffed != "image/jpeg" && sniffed != "image/png" && sniffed != "image/webp" && sniffed != "image/gif")
     throw ApiError(415, "unsupported_image", "Upload a JPEG, PNG, WebP or GIF image.", {{"content_type", content_type}});
   std::string image_id = new_id("img");
   // The file first: a row never names bytes that are not stored.
-  db_.read([&](db::Tx& tx) { owned_product(tx, who, product_id); });
   files_.put(image_key(product_id, image_id, "original"), bytes);
   try {
     return db_.write([&](db::Tx& tx) {
@@ -134,16 +160,24 @@ void Catalog::render_image(const std::string& image_id) {
     files_.put(image_key(product_id, image_id, std::to_string(rendition.width) + ".webp"), rendition.bytes);
     sizes.push_back(rendition.width);
   }
-  db_.write([&](db::Tx& tx) {
+  bool deleted = db_.write([&](db::Tx& tx) {
     if (tx.exec("UPDATE product_images SET status = $2, sizes = $3, width = $4, height = $5, failure = $6"
-                " WHERE id = $1 AND status = 'processing'",
+                " WHERE id = $1 AND status = 'processing' AND deleted_at IS NULL",
                 {image_id, failure.empty() ? "ready" : "failed", dump_json(sizes),
                  failure.empty() ? db::Value(int64_t(r.width)) : db::Value(nullptr),
                  failure.empty() ? db::Value(int64_t(r.height)) : db::Value(nullptr),
                  failure.empty() ? db::Value(nullptr) : db::Value(failure)}) == 0)
-      return;
+      return tx.query_one("SELECT 1 AS x FROM product_images WHERE id = $1 AND deleted_at IS NOT NULL", {image_id})
+          .has_value();
+    // A new image is content: with moderation, a listed product shows it only
+    // once an admin has seen it (from now, when there is something to see).
+    if (options_.moderation && failure.empty())
+      tx.exec("UPDATE products SET status = 'pending_review' WHERE id = $1 AND status = 'active'", {product_id});
     changed(tx, product_id, "product.updated", "");
+    return false;
   });
+  // Deleted while it was being rendered: what was just written goes too.
+  if (deleted) remove_files(files_, product_id, image_id, sizes);
   if (!failure.empty()) log::warn("product image unreadable", {{"image_id", image_id}, {"error", failure}});
 }
 
@@ -151,9 +185,17 @@ json Catalog::delete_image(const identity::Principal& who, const std::string& pr
                            const std::string& request_id) {
   return db_.write([&](db::Tx& tx) {
     owned_product(tx, who, product_id);
-    if (tx.exec("UPDATE product_images SET deleted_at = $3 WHERE id = $1 AND product_id = $2 AND deleted_at IS NULL",
+    auto image = tx.query_one(
+        "SELECT sizes FROM product_images WHERE id = $1 AND product_id = $2 AND deleted_at IS NULL",
+        {image_id, product_id});
+    if (!image ||
+        tx.exec("UPDATE product_images SET deleted_at = $3 WHERE id = $1 AND product_id = $2 AND deleted_at IS NULL",
                 {image_id, product_id, now_text()}) == 0)
       throw ApiError::not_found("No such image.");
+    // Its URLs stop answering: the files go once the row says so.
+    tx.after_commit([this, product_id, image_id, sizes = image->json("sizes")] {
+      remove_files(files_, product_id, image_id, sizes);
+    });
     changed(tx, product_id, "product.updated", request_id);
     return render_product(tx, *tx.query_one("SELECT p.* FROM products p WHERE p.id = $1", {product_id}), true);
   });

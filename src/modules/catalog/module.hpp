@@ -22,6 +22,7 @@
 #include "core/blocking.hpp"
 #include "core/json.hpp"
 #include "db/database.hpp"
+#include "http/page_cache.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
 #include "modules/catalog/product_cache.hpp"
@@ -47,7 +48,7 @@ struct SkuQuote {
   std::string product_status;  // active, or why it cannot be bought
   int64_t price = 0, stock = 0, reserved = 0;
   json attributes = json::object();
-  json image = nullptr;  // the first image's URLs, or null
+  json image = nullptr;  // the URL of the first ready image's smallest rendition, or null
   bool deleted = false;
   int64_t available() const { return stock - reserved; }
   bool sellable() const { return !deleted && product_status == "active"; }
@@ -92,7 +93,10 @@ class Catalog {
   // Other nodes hear of changed products through `publish`; what they say
   // arrives at forget().
   void use_bus(std::function<void(const std::string& product_id)> publish) { publish_ = std::move(publish); }
-  void forget(const std::string& product_id) { cache_.forget(product_id); }
+  void forget(const std::string& product_id) {
+    cache_.forget(product_id);
+    list_cache_.bump();
+  }
   // Image URLs start here (set once the server knows its address).
   void use_media_base(const std::string& url);
 
@@ -105,12 +109,14 @@ class Catalog {
   json create_category(const identity::Principal& admin, const json& fields, const std::string& request_id);
   json update_category(const identity::Principal& admin, const std::string& id, const json& changes,
                        const std::string& request_id);
-  // 409 category_in_use while it has children or products.
-  void delete_category(const identity::Principal& admin, const std::string& id, const std::string& request_id);
+  // 409 category_in_use while it has children or products. Returns its id.
+  std::string delete_category(const identity::Principal& admin, const std::string& id, const std::string& request_id);
   // By id or slug: {id, slug, name, path, attributes (effective)}; nullopt when absent.
   std::optional<json> find_category(db::Tx& tx, const std::string& id_or_slug);
 
   // ---- products
+  // 403 seller_not_approved unless `who` is an approved seller.
+  static void require_seller(const identity::Principal& who);
   json create_product(const identity::Principal& who, const json& fields, const std::string& request_id);
   // Owners and admins see any of theirs (not deleted, for owners); others
   // only active ones (404 otherwise).
@@ -179,12 +185,15 @@ class Catalog {
   const Options& options() const { return options_; }
   db::Database& db() { return db_; }
   ProductCache& cache() { return cache_; }
+  // Anonymous pages of the product list, briefly (any change on this node clears them).
+  api::PageCache& list_cache() { return list_cache_; }
 
  private:
   json render_product(db::Tx& tx, const db::Row& product, bool owner_view);
-  // Loads the product for its owner (or an admin) to change, locked: 404
-  // when absent or deleted, 403 not_product_owner for another seller.
-  db::Row owned_product(db::Tx& tx, const identity::Principal& who, const std::string& id);
+  // Loads the product for its owner (or an admin) to change, locked unless
+  // `lock` is false (a read-only transaction cannot lock): 404 when absent or
+  // deleted, 403 not_product_owner for another seller.
+  db::Row owned_product(db::Tx& tx, const identity::Principal& who, const std::string& id, bool lock = true);
   // After a change in `tx`: the version goes up, prices are recomputed, an
   // outbox event says so, and every node forgets its cached page at commit.
   void changed(db::Tx& tx, const std::string& product_id, const std::string& event, const std::string& request_id);
@@ -193,7 +202,13 @@ class Catalog {
   void forget_at_commit(db::Tx& tx, const std::vector<StockLine>& lines);
   json image_urls(const std::string& product_id, const std::string& image_id, const json& sizes) const;
   json effective_attributes(db::Tx& tx, const std::string& category_path);
+  // 422 invalid_attributes unless every value is an attribute the category
+  // defines, of its type (and, with require_all, every required one is set).
   void check_attributes(const json& definitions, const json& values, bool require_all);
+  // The same for the variant attributes of SKUs (never all required).
+  void check_sku_attributes(const json& definitions, const json& skus);
+  // The effective attribute definitions of a product's category.
+  json product_definitions(db::Tx& tx, const std::string& category_id);
   std::string media_base() const;
 
   db::Database& db_;
@@ -203,6 +218,7 @@ class Catalog {
   storage::Storage& files_;
   Options options_;
   ProductCache cache_;
+  api::PageCache list_cache_{std::chrono::milliseconds(1000), 2000};
   PurchasedLines purchases_;
   std::function<void(const std::string&)> publish_;
   mutable std::mutex media_mutex_;

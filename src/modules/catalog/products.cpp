@@ -32,6 +32,12 @@ std::optional<db::Row> load_product(db::Tx& tx, const std::string& id, bool lock
                       {id});
 }
 
+// "https://cdn.example/media/" and "…/media" make the same URLs.
+std::string without_trailing_slash(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
 // Content that moderation looks at (prices and stock are not).
 const std::set<std::string> kModerated = {"title", "description", "brand", "category", "attributes", "condition"};
 
@@ -41,11 +47,11 @@ Catalog::Catalog(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, ide
                  storage::Storage& files, Options options)
     : db_(db), queue_(queue), outbox_(outbox), identity_(identity), files_(files), options_(std::move(options)),
       cache_(std::chrono::duration_cast<std::chrono::milliseconds>(options_.cache_ttl), options_.cache_capacity),
-      media_base_(options_.media_base_url) {}
+      media_base_(without_trailing_slash(options_.media_base_url)) {}
 
 void Catalog::use_media_base(const std::string& url) {
   std::lock_guard lock(media_mutex_);
-  if (options_.media_base_url.empty()) media_base_ = url;
+  if (options_.media_base_url.empty()) media_base_ = without_trailing_slash(url);
 }
 
 std::string Catalog::media_base() const {
@@ -80,8 +86,25 @@ void Catalog::check_attributes(const json& definitions, const json& values, bool
     throw ApiError::unprocessable("invalid_attributes", "Some attributes do not fit the category.", {{"attributes", errors}});
 }
 
-db::Row Catalog::owned_product(db::Tx& tx, const identity::Principal& who, const std::string& id) {
-  auto row = load_product(tx, id, true);
+void Catalog::check_sku_attributes(const json& definitions, const json& skus) {
+  for (size_t i = 0; i < skus.size(); ++i) {
+    const json& attributes = skus[i].contains("attributes") ? skus[i]["attributes"] : json::object();
+    try {
+      check_attributes(definitions, attributes, false);
+    } catch (const ApiError& e) {
+      throw ApiError::unprocessable("invalid_attributes", "Some SKU attributes do not fit the category.",
+                                    {{"sku", i}, {"attributes", e.details().value("attributes", json::object())}});
+    }
+  }
+}
+
+json Catalog::product_definitions(db::Tx& tx, const std::string& category_id) {
+  auto category = find_category(tx, category_id);
+  return category ? (*category)["attributes"] : json::array();
+}
+
+db::Row Catalog::owned_product(db::Tx& tx, const identity::Principal& who, const std::string& id, bool lock) {
+  auto row = load_product(tx, id, lock);
   if (!row || !row->is_null("deleted_at")) throw ApiError::not_found("No such product.");
   if (row->text("seller_id") != who.user_id && !who.has_role("admin"))
     throw ApiError(403, "not_product_owner", "Only the product's seller changes it.");
@@ -89,13 +112,16 @@ db::Row Catalog::owned_product(db::Tx& tx, const identity::Principal& who, const
 }
 
 void Catalog::changed(db::Tx& tx, const std::string& product_id, const std::string& event, const std::string& request_id) {
-  // Prices and currency follow the live SKUs.
-  auto range = tx.query_one("SELECT MIN(price) AS lo, MAX(price) AS hi, COUNT(*) AS n FROM skus"
-                            " WHERE product_id = $1 AND deleted_at IS NULL",
+  // Prices and currency follow the live SKUs (one currency: check_skus); a
+  // draft without SKUs has no price.
+  auto range = tx.query_one("SELECT MIN(price) AS lo, MAX(price) AS hi, MIN(currency) AS currency, COUNT(*) AS n"
+                            " FROM skus WHERE product_id = $1 AND deleted_at IS NULL",
                             {product_id});
-  if (range && range->integer("n") > 0)
-    tx.exec("UPDATE products SET price_min = $2, price_max = $3 WHERE id = $1",
-            {product_id, range->integer("lo"), range->integer("hi")});
+  if (range->integer("n") > 0)
+    tx.exec("UPDATE products SET price_min = $2, price_max = $3, currency = $4 WHERE id = $1",
+            {product_id, range->integer("lo"), range->integer("hi"), range->text("currency")});
+  else
+    tx.exec("UPDATE products SET price_min = 0, price_max = 0 WHERE id = $1", {product_id});
   tx.exec("UPDATE products SET version = version + 1, updated_at = $2 WHERE id = $1", {product_id, now_text()});
   auto row = load_product(tx, product_id);
   outbox_.emit(tx, event,
@@ -108,6 +134,7 @@ void Catalog::changed(db::Tx& tx, const std::string& product_id, const std::stri
 void Catalog::forget_at_commit(db::Tx& tx, const std::string& product_id) {
   tx.after_commit([this, product_id] {
     cache_.forget(product_id);
+    list_cache_.bump();
     if (publish_) publish_(product_id);
   });
 }
@@ -244,15 +271,20 @@ void check_skus(db::Tx& tx, const std::string& product_id) {
 
 // ---- products
 
-json Catalog::create_product(const identity::Principal& who, const json& f, const std::string& request_id) {
+void Catalog::require_seller(const identity::Principal& who) {
   if (!who.has_role("seller"))
     throw ApiError(403, "seller_not_approved", "Only approved sellers list products. Apply at /api/v1/seller-profiles.");
+}
+
+json Catalog::create_product(const identity::Principal& who, const json& f, const std::string& request_id) {
+  require_seller(who);
   return db_.write([&](db::Tx& tx) {
     auto category = find_category(tx, f.at("category"));
     if (!category) throw ApiError::unprocessable("unknown_category", "No such category.", {{"category", f["category"]}});
     json attributes = f.value("attributes", json::object());
     bool publish = f.value("status", "active") == "active";
     check_attributes((*category)["attributes"], attributes, publish);
+    check_sku_attributes((*category)["attributes"], f.at("skus"));
     std::string id = new_id("prod");
     std::string now = now_text();
     std::string status = !publish ? "draft" : options_.moderation ? "pending_review" : "active";
@@ -321,6 +353,14 @@ json Catalog::update_product(const identity::Principal& who, const std::string& 
     json attributes = f.contains("attributes") ? f["attributes"] : row.json("attributes");
     std::string next = f.value("status", status == "pending_review" || status == "rejected" ? "active" : status);
     if (f.contains("attributes") || f.contains("category") || next == "active") check_attributes(definitions, attributes, next == "active");
+    if (f.contains("category")) {
+      json skus = json::array();
+      for (const auto& s : tx.query("SELECT attributes FROM skus WHERE product_id = $1 AND deleted_at IS NULL"
+                                    " ORDER BY position, id",
+                                    {id}))
+        skus.push_back({{"attributes", s.json("attributes")}});
+      check_sku_attributes(definitions, skus);
+    }
     bool content = std::any_of(f.items().begin(), f.items().end(), [](const auto& kv) { return kModerated.count(kv.key()) > 0; });
     if (next == "active") {
       if (!tx.query_one("SELECT 1 AS x FROM skus WHERE product_id = $1 AND deleted_at IS NULL", {id}))
@@ -392,8 +432,11 @@ std::pair<json, json> Catalog::products(db::Tx& tx, const ProductFilter& f, cons
 json Catalog::add_sku(const identity::Principal& who, const std::string& product_id, const json& s,
                       const std::string& request_id) {
   return db_.write([&](db::Tx& tx) {
-    owned_product(tx, who, product_id);
-    auto count = tx.query_one("SELECT COUNT(*) AS n, COALESCE(MAX(position), -1) AS p FROM skus WHERE product_id = $1",
+    auto product = owned_product(tx, who, product_id);
+    check_sku_attributes(product_definitions(tx, product.text("category_id")), json::array({s}));
+    // Live SKUs count; positions go on after removed ones too.
+    auto count = tx.query_one("SELECT COALESCE(SUM(CASE WHEN deleted_at IS NULL THEN 1 ELSE 0 END), 0) AS n,"
+                              " COALESCE(MAX(position), -1) AS p FROM skus WHERE product_id = $1",
                               {product_id});
     if (count->integer("n") >= 100) throw ApiError::unprocessable("too_many_skus", "A product has at most 100 SKUs.");
     insert_sku(tx, product_id, s, count->integer("p") + 1, now_text());
@@ -406,7 +449,9 @@ json Catalog::add_sku(const identity::Principal& who, const std::string& product
 json Catalog::update_sku(const identity::Principal& who, const std::string& product_id, const std::string& sku_id,
                          const json& f, const std::string& request_id) {
   return db_.write([&](db::Tx& tx) {
-    owned_product(tx, who, product_id);
+    auto product = owned_product(tx, who, product_id);
+    if (f.contains("attributes"))
+      check_sku_attributes(product_definitions(tx, product.text("category_id")), json::array({f}));
     auto sku = tx.query_one(std::string("SELECT ") + kSkuColumns + " FROM skus WHERE id = $1 AND product_id = $2" +
                                 std::string(tx.for_update()),
                             {sku_id, product_id});
@@ -428,8 +473,6 @@ json Catalog::update_sku(const identity::Principal& who, const std::string& prod
     if (f.contains("attributes")) tx.exec("UPDATE skus SET attributes = $2 WHERE id = $1", {sku_id, dump_json(f["attributes"])});
     tx.exec("UPDATE skus SET updated_at = $2 WHERE id = $1", {sku_id, now_text()});
     check_skus(tx, product_id);
-    if (f.contains("currency"))
-      tx.exec("UPDATE products SET currency = $2 WHERE id = $1", {product_id, f["currency"].get<std::string>()});
     changed(tx, product_id, "product.updated", request_id);
     return render_product(tx, *load_product(tx, product_id), true);
   });
@@ -508,8 +551,13 @@ std::vector<SkuQuote> Catalog::quote(db::Tx& tx, const std::vector<std::string>&
                             " AND deleted_at IS NULL ORDER BY position, id LIMIT 1",
                             {q.product_id});
     if (img) {
-      json urls = image_urls(q.product_id, img->text("id"), img->json("sizes"));
-      if (!urls.empty()) q.image = urls.back();
+      // The smallest rendition (a thumbnail for order lines), not whichever
+      // width sorts last as text.
+      json sizes = img->json("sizes");
+      if (!sizes.empty()) {
+        int smallest = *std::min_element(sizes.begin(), sizes.end());
+        q.image = image_urls(q.product_id, img->text("id"), json::array({smallest}))[std::to_string(smallest)];
+      }
     }
     found[q.sku_id] = std::move(q);
   }
@@ -524,7 +572,12 @@ namespace {
 template <class F>
 void per_line(std::vector<StockLine> lines, F fn) {
   std::sort(lines.begin(), lines.end(), [](const StockLine& a, const StockLine& b) { return a.sku_id < b.sku_id; });
-  for (const auto& l : lines) fn(l);
+  for (const auto& l : lines) {
+    // A negative quantity would turn each guard around (reserve would free units).
+    if (l.quantity <= 0)
+      throw std::logic_error("stock line for " + l.sku_id + " has quantity " + std::to_string(l.quantity));
+    fn(l);
+  }
 }
 }  // namespace
 
@@ -593,10 +646,22 @@ std::optional<json> Catalog::search_document(db::Tx& tx, const std::string& prod
     sku_attributes.push_back(s.json("attributes"));
     available += s.integer("available");
   }
+  // The first ready image's smallest rendition, for results pages.
+  json image = nullptr;
+  if (auto img = tx.query_one("SELECT id, sizes FROM product_images WHERE product_id = $1 AND status = 'ready'"
+                              " AND deleted_at IS NULL ORDER BY position, id LIMIT 1",
+                              {product_id})) {
+    json sizes = img->json("sizes");
+    if (!sizes.empty()) {
+      int smallest = *std::min_element(sizes.begin(), sizes.end());
+      image = image_urls(product_id, img->text("id"), json::array({smallest}))[std::to_string(smallest)];
+    }
+  }
   std::string seller = row->text("seller_id");
   auto names = identity_.business_names(tx, {seller});
   json rating = rating_of(row->integer("rating_count"), row->integer("rating_total"));
   return json{{"id", product_id},
+              {"image", image},
               {"seller_id", seller},
               {"seller_name", names.count(seller) ? names[seller] : ""},
               {"title", row->text("title")},

@@ -5,6 +5,7 @@
 
 #include "core/id.hpp"
 #include "core/validation.hpp"
+#include "http/cached_list.hpp"
 #include "http/paging.hpp"
 #include "http/response.hpp"
 #include "modules/catalog/module.hpp"
@@ -138,19 +139,42 @@ json attribute_definitions(Validator& v, const json& body) {
       v.fail(where, "must be an object");
       continue;
     }
-    std::string key = d.value("key", "");
-    std::string type = d.value("type", "");
+    // Each field of its type: a wrong one is a 422 naming it, never a failed conversion.
+    auto text_field = [&](const char* f, size_t max) -> std::optional<std::string> {
+      if (!d.contains(f)) return std::nullopt;
+      if (!d[f].is_string() || d[f].get<std::string>().empty() || d[f].get<std::string>().size() > max) {
+        v.fail(where, std::string(f) + " must be text of 1 to " + std::to_string(max) + " characters");
+        return std::nullopt;
+      }
+      return d[f].get<std::string>();
+    };
+    auto flag = [&](const char* f) {
+      if (!d.contains(f)) return false;
+      if (!d[f].is_boolean()) {
+        v.fail(where, std::string(f) + " must be true or false");
+        return false;
+      }
+      return d[f].get<bool>();
+    };
+    std::string key = text_field("key", 40).value_or("");
+    std::string type = text_field("type", 20).value_or("");
     if (!is_key(key) || !keys.insert(key).second) v.fail(where, "key must be unique, lower-case letters, digits and _");
     if (type != "text" && type != "number" && type != "integer" && type != "boolean" && type != "enum")
       v.fail(where, "type must be text, number, integer, boolean or enum");
-    if (type == "enum" && (!d.contains("values") || !d["values"].is_array() || d["values"].empty() ||
-                           d["values"].size() > 100 ||
-                           !std::all_of(d["values"].begin(), d["values"].end(), [](const json& x) { return x.is_string(); })))
-      v.fail(where, "an enum names its values: a list of 1 to 100 strings");
-    json def = {{"key", key}, {"type", type}, {"label", d.value("label", key)}, {"required", d.value("required", false)},
-                {"facet", d.value("facet", false)}};
-    if (type == "enum" && d.contains("values")) def["values"] = d["values"];
-    if (d.contains("unit") && d["unit"].is_string()) def["unit"] = d["unit"];
+    bool values_ok =
+        d.contains("values") && d["values"].is_array() && !d["values"].empty() && d["values"].size() <= 100 &&
+        std::all_of(d["values"].begin(), d["values"].end(),
+                    [](const json& x) {
+                      return x.is_string() && !x.get<std::string>().empty() && x.get<std::string>().size() <= 200;
+                    }) &&
+        std::set<json>(d["values"].begin(), d["values"].end()).size() == d["values"].size();
+    if (type == "enum" && !values_ok)
+      v.fail(where, "an enum names its values: a list of 1 to 100 different strings (1 to 200 characters)");
+    if (type != "enum" && d.contains("values")) v.fail(where, "only an enum has values");
+    json def = {{"key", key}, {"type", type}, {"label", text_field("label", 80).value_or(key)},
+                {"required", flag("required")}, {"facet", flag("facet")}};
+    if (type == "enum" && values_ok) def["values"] = d["values"];
+    if (auto unit = text_field("unit", 20)) def["unit"] = *unit;
     for (const auto& [k, _] : d.items())
       if (k != "key" && k != "type" && k != "label" && k != "required" && k != "facet" && k != "values" && k != "unit")
         v.fail(where, "unknown field " + k);
@@ -215,13 +239,14 @@ void register_routes(api::Router& router, Catalog& c, identity::Identity& identi
   router.del("/api/v1/admin/categories/{id}", [&](Request& req) -> awaitable<Response> {
     auto who = co_await identity::require_user(req, identity, blocking);
     policy.check(who, "catalog.manage");
-    co_await blocking.run([&] { c.delete_category(who, req.param("id"), req.request_id); });
-    co_return api::ok(req, json{{"id", req.param("id")}, {"deleted", true}});
+    std::string id = co_await blocking.run([&] { return c.delete_category(who, req.param("id"), req.request_id); });
+    co_return api::ok(req, json{{"id", id}, {"deleted", true}});
   });
 
   // ---- products
   router.post("/api/v1/products", [&](Request& req) -> awaitable<Response> {
     auto who = co_await identity::require_user(req, identity, blocking);
+    Catalog::require_seller(who);  // who may sell before what they sent
     json f = product_fields(req.json_object(), false);
     co_return api::ok(req, co_await blocking.run([&] { return c.create_product(who, f, req.request_id); }),
                       http::status::created);
@@ -260,8 +285,9 @@ void register_routes(api::Router& router, Catalog& c, identity::Identity& identi
       }
       return c.products(tx, f, viewer);
     };
-    auto [items, next] = co_await identity::viewer_read(req, identity, blocking, read);
-    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+    // What an anonymous caller sees is the same for all of them: kept briefly.
+    auto make = [&]() { return identity::viewer_read(req, identity, blocking, read); };
+    co_return co_await api::cached_list(req, c.list_cache(), make);
   });
 
   // The public page comes from the cache; owners and admins read through.

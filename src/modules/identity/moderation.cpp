@@ -2,6 +2,7 @@
 // in the same transaction.
 #include "core/id.hpp"
 #include "core/time.hpp"
+#include "jobs/queue.hpp"
 #include "modules/audit/module.hpp"
 #include "modules/identity/module.hpp"
 
@@ -60,6 +61,19 @@ void Identity::change_status(db::Tx& tx, const Principal& admin, const std::stri
         : ApiError::conflict("not_suspended", "This account is not suspended.");
   cache_.record(tx, user_id);
   audit::record(tx, {admin.user_id, action, "user", user_id, reason, json::object(), request_id});
+  // A suspended seller is no longer shown as one.
+  if (auto profile = tx.query_one("SELECT id FROM seller_profiles WHERE user_id = $1", {user_id}))
+    seller_profile_event(tx, "updated", profile->text("id"), request_id);
+}
+
+void Identity::seller_profile_event(db::Tx& tx, const std::string& what, const std::string& profile_id,
+                                    const std::string& request_id) {
+  if (!outbox_) return;
+  auto row = tx.query_one("SELECT user_id, status FROM seller_profiles WHERE id = $1", {profile_id});
+  if (!row) return;
+  outbox_->emit(tx, "seller_profile." + what,
+                {{"profile_id", profile_id}, {"user_id", row->text("user_id")}, {"status", row->text("status")}},
+                profile_id, request_id);
 }
 
 void Identity::suspend(db::Tx& tx, const Principal& admin, const std::string& user_id, const std::string& reason,
@@ -111,6 +125,7 @@ json Identity::apply_to_sell(const Principal& who, const json& f) {
                                  "You already have a seller application that is " + existing->text("status") + ".",
                                  {{"status", existing->text("status")}});
     }
+    seller_profile_event(tx, "submitted", id, "");
     return seller_profile_json(
         *tx.query_one(std::string("SELECT ") + kProfileColumns + " FROM seller_profiles WHERE id = $1", {id}));
   });
@@ -156,9 +171,26 @@ json Identity::decide_seller_profile(const Principal& admin, const std::string& 
     }
     audit::record(tx, {admin.user_id, approve ? "seller_profile.approve" : "seller_profile.reject", "seller_profile",
                        profile_id, reason, {{"user_id", user_id}}, request_id});
+    seller_profile_event(tx, approve ? "approved" : "rejected", profile_id, request_id);
     return seller_profile_json(
         *tx.query_one(std::string("SELECT ") + kProfileColumns + " FROM seller_profiles WHERE id = $1", {profile_id}));
   });
+}
+
+std::optional<json> Identity::seller_profile(db::Tx& tx, const std::string& profile_id) {
+  auto row = tx.query_one(std::string("SELECT ") + kProfileColumns + " FROM seller_profiles WHERE id = $1", {profile_id});
+  if (!row) return std::nullopt;
+  json out = seller_profile_json(*row);
+  auto user = tx.query_one("SELECT status FROM users WHERE id = $1", {row->text("user_id")});
+  out["user_status"] = user ? user->text("status") : "suspended";
+  return out;
+}
+
+std::vector<std::string> Identity::seller_profile_ids(db::Tx& tx, const std::string& after, int limit) {
+  std::vector<std::string> out;
+  for (const auto& r : tx.query("SELECT id FROM seller_profiles WHERE id > $1 ORDER BY id LIMIT $2", {after, int64_t(limit)}))
+    out.push_back(r.text("id"));
+  return out;
 }
 
 std::string Identity::create_admin(const std::string& email, const std::string& hash, const std::string& display_name,

@@ -18,6 +18,10 @@
 #include "modules/identity/session_cache.hpp"
 #include "modules/sms/module.hpp"
 
+namespace souq::jobs {
+class Outbox;
+}
+
 namespace souq::identity {
 
 struct Options {
@@ -78,6 +82,10 @@ class Identity {
   void use_sms(sms::Sms& sms) { sms_ = &sms; }
   // OpenID Connect providers. Without any, /auth/oidc is unavailable (503).
   void use_oidc(OidcVerifier verifier) { oidc_ = std::move(verifier); }
+  // Where seller_profile.* events go (submitted, approved, rejected, and
+  // updated when the account is suspended or restored), so that other
+  // modules (search) follow sellers. Without it, no event is recorded.
+  void use_outbox(jobs::Outbox& outbox) { outbox_ = &outbox; }
 
   // Signs in with a provider's ID token: the account linked to (issuer,
   // subject), else the account with the same email when the provider says it
@@ -192,6 +200,11 @@ class Identity {
   std::pair<json, json> seller_profiles(const std::string& status, const std::optional<std::string>& before, int limit);
   json decide_seller_profile(const Principal& admin, const std::string& profile_id, bool approve,
                              const std::string& reason, const std::string& request_id);
+  // A seller profile by id, with its account's status (`user_status`:
+  // active or suspended); nullopt when there is none.
+  std::optional<json> seller_profile(db::Tx& tx, const std::string& profile_id);
+  // Ids of every seller profile, in id order after `after` (reindexing).
+  std::vector<std::string> seller_profile_ids(db::Tx& tx, const std::string& after, int limit);
 
   // The first admin, from the command line: creates the account, or makes an
   // existing account with this email an admin. Returns the user id.
@@ -212,6 +225,9 @@ class Identity {
  private:
   void change_status(db::Tx& tx, const Principal& admin, const std::string& user_id, const char* from, const char* to,
                      const char* action, const std::string& reason, const std::string& request_id);
+  // seller_profile.<what> {profile_id, user_id, status}, when there is an outbox.
+  void seller_profile_event(db::Tx& tx, const std::string& what, const std::string& profile_id,
+                            const std::string& request_id);
   TokenPair issue(db::Tx& tx, const std::string& user_id, const std::string& session_id);
   std::vector<std::string> roles_of(db::Tx& tx, const std::string& user_id);
   // Failed sign-ins (passwords and codes) where `column` ("account" or "ip")
@@ -223,6 +239,7 @@ class Identity {
   Options options_;
   std::string secret_;
   sms::Sms* sms_ = nullptr;
+  jobs::Outbox* outbox_ = nullptr;
   OidcVerifier oidc_;
   SessionCache cache_;
   mutable VerifiedTokens tokens_;

@@ -4,6 +4,7 @@
 #include "core/money.hpp"
 #include "core/time.hpp"
 #include "core/validation.hpp"
+#include "http/cached_list.hpp"
 #include "http/paging.hpp"
 #include "http/response.hpp"
 #include "modules/marketplace/module.hpp"
@@ -122,13 +123,6 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
     bool mine = req.query_param("mine") == "true";
     if (mine && req.header(http::field::authorization).empty())
       throw ApiError(401, "unauthenticated", "Sign in to list your own requests.");
-    // What an anonymous caller sees is the same for all of them: cached.
-    bool anonymous = req.header(http::field::authorization).empty();
-    std::string key = req.path + "?" + req.query;
-    if (anonymous)
-      if (auto page = m.list_cache().find(key))
-        co_return api::ok_rendered(req, page->data, page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor));
-    uint64_t generation = m.list_cache().generation();
     auto read = [&m, &f, mine](db::Tx& tx, const Principal* viewer) {
       if (mine) f.buyer_id = viewer->user_id;
       bool admin = viewer && viewer->has_role("admin");
@@ -137,14 +131,9 @@ void register_routes(api::Router& router, Marketplace& m, identity::Identity& id
       if (mine && !f.status) f.status = "any";
       return m.requests(tx, f, viewer);
     };
-    auto [items, next] = co_await identity::viewer_read(req, identity, blocking, read);
-    if (anonymous && m.list_cache().enabled()) {
-      auto page = std::make_shared<const api::PageCache::Page>(
-          api::PageCache::Page{dump_json(items), next.is_string() ? next.get<std::string>() : ""});
-      m.list_cache().store(key, page, generation);
-      co_return api::ok_rendered(req, page->data, next);
-    }
-    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+    // What an anonymous caller sees is the same for all of them: cached.
+    auto make = [&]() { return identity::viewer_read(req, identity, blocking, read); };
+    co_return co_await api::cached_list(req, m.list_cache(), make);
   });
 
   // A seller's feed: open requests in the categories they serve, not their own.

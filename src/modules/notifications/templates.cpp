@@ -14,6 +14,7 @@ const std::vector<std::string> kDealVars = {"title", "amount", "state", "reason"
 
 TemplateType offer(std::string type, Text text) { return {std::move(type), "offers", kOfferVars, std::move(text)}; }
 TemplateType deal(std::string type, Text text) { return {std::move(type), "deals", kDealVars, std::move(text)}; }
+TemplateType order(std::string type, Text text) { return {std::move(type), "orders", kDealVars, std::move(text)}; }
 
 std::vector<TemplateType> make_catalog() {
   return {
@@ -104,6 +105,25 @@ std::vector<TemplateType> make_catalog() {
                                     {"ar", {"تم حل النزاع", "حرّر فريقنا المبلغ لـ«{{title}}» إلى البائع."}}}),
       deal("deal.resolve_refund", {{"en", {"Dispute resolved", "Our team refunded the buyer for “{{title}}”."}},
                                    {"ar", {"تم حل النزاع", "أعاد فريقنا المبلغ لـ«{{title}}» إلى المشتري."}}}),
+      // Orders (the purchase process).
+      order("order.pay", {{"en", {"Order paid: “{{title}}”", "{{amount}} is paid and held until delivery."}},
+                          {"ar", {"تم دفع الطلب: «{{title}}»", "تم دفع {{amount}} ويُحتفظ به حتى التسليم."}}}),
+      order("order.payment_timeout", {{"en", {"Order cancelled: not paid", "“{{title}}” was cancelled because payment did not arrive within 15 minutes."}},
+                                      {"ar", {"أُلغي الطلب: لم يُدفع", "أُلغي «{{title}}» لأن الدفع لم يصل خلال 15 دقيقة."}}}),
+      order("order.cancel", {{"en", {"Order cancelled", "“{{title}}” was cancelled before payment."}},
+                             {"ar", {"أُلغي الطلب", "أُلغي «{{title}}» قبل الدفع."}}}),
+      order("order.cancel_paid", {{"en", {"Order cancelled and refunded", "“{{title}}” was cancelled: {{reason}}. {{amount}} is back in the buyer's wallet."}},
+                                  {"ar", {"أُلغي الطلب واسترُدّ المبلغ", "أُلغي «{{title}}»: {{reason}}. أُعيد {{amount}} إلى محفظة المشتري."}}}),
+      order("order.ship", {{"en", {"Your order has shipped", "“{{title}}” is on its way."}},
+                           {"ar", {"تم شحن طلبك", "«{{title}}» في الطريق إليك."}}}),
+      order("order.deliver", {{"en", {"Your order was delivered", "“{{title}}” was delivered. Confirm receipt, or report a problem."}},
+                              {"ar", {"تم تسليم طلبك", "تم تسليم «{{title}}». أكّد الاستلام أو أبلغ عن مشكلة."}}}),
+      order("order.confirm", {{"en", {"Receipt confirmed", "The buyer confirmed receiving “{{title}}”. The payment is released to you."}},
+                              {"ar", {"تم تأكيد الاستلام", "أكّد المشتري استلام «{{title}}». تم تحويل المبلغ إليك."}}}),
+      order("order.auto_complete", {{"en", {"Order completed", "“{{title}}” was completed automatically after delivery."}},
+                                    {"ar", {"اكتمل الطلب", "اكتمل «{{title}}» تلقائيًا بعد التسليم."}}}),
+      order("order.dispute", {{"en", {"A problem was reported", "{{actor_name}} reported a problem with “{{title}}”: {{reason}}. The payment stays held until our team decides."}},
+                              {"ar", {"تم الإبلاغ عن مشكلة", "أبلغ {{actor_name}} عن مشكلة في «{{title}}»: {{reason}}. يبقى المبلغ محجوزًا حتى يقرر فريقنا."}}}),
       // Money: payouts and payments that failed or were held for review.
       {"payout.paid", "deals", {"amount", "destination"},
        {{"en", {"Payout sent", "{{amount}} is on its way to {{destination}}."}},

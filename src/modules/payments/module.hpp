@@ -152,8 +152,14 @@ class Payments {
     std::string currency;
     std::string provider;
     std::optional<std::string> return_url;
+    std::optional<std::string> payment_id;  // the caller's choice (a checkout records it first); default a new one
   };
   json pay(const identity::Principal& who, const PayRequest& r, const std::string& request_id);
+  // Pays a transaction waiting for payment from the payer's wallet, in the
+  // caller's transaction: a succeeded payment, and the process's payment
+  // step (409 insufficient_funds when the balance is short; 409 not_payable).
+  json pay_from_wallet(db::Tx& tx, const std::string& payer_id, const transactions::Record& txn,
+                       const std::string& request_id);
   json payment(db::Tx& tx, const std::string& id, const identity::Principal& who);
   std::pair<json, json> list_payments(db::Tx& tx, const std::optional<std::string>& status,
                                       const std::optional<std::string>& before, int limit);
@@ -220,6 +226,8 @@ class Payments {
 
  private:
   std::optional<Payment> load_payment(db::Tx& tx, const std::string& id, bool lock = false);
+  // The row of a new payment; `funded`: the transaction it paid at once (wallet).
+  void insert_payment(db::Tx& tx, const Payment& p, const std::optional<std::string>& funded);
   // The payment of `provider` an event names (by Souq's id, else by the
   // gateway's reference), or nullopt.
   std::optional<Payment> event_payment(db::Tx& tx, const std::string& provider, const GatewayEvent& ev, bool lock);

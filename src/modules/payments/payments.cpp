@@ -290,7 +290,7 @@ json Payments::pay(const identity::Principal& who, const PayRequest& r, const st
     throw ApiError::unprocessable("invalid_provider", "A top-up comes from a gateway, not from the wallet itself.");
 
   Payment p;
-  p.id = new_id("pay");
+  p.id = r.payment_id.value_or(new_id("pay"));
   p.payer_id = who.user_id;
   p.provider = r.provider;
   p.recipient = options_.merchant_id;
@@ -305,8 +305,8 @@ json Payments::pay(const identity::Principal& who, const PayRequest& r, const st
       bool party = txn && (txn->buyer_id == who.user_id || txn->seller_id == who.user_id);
       if (!party || (r.order && txn->kind != "order")) throw ApiError::not_found("No such transaction.");
       if (txn->buyer_id != who.user_id) throw ApiError(403, "not_the_buyer", "Only the buyer pays for a transaction.");
-      const auto* step = payable(*txn);
-      if (!step)
+      if (wallet_pay) return pay_from_wallet(tx, who.user_id, *txn, request_id);
+      if (!payable(*txn))
         throw ApiError::conflict("not_payable", "This transaction does not wait for payment.", {{"state", txn->state}});
       p.purpose = "transaction";
       p.transaction_id = txn->id;
@@ -318,19 +318,8 @@ json Payments::pay(const identity::Principal& who, const PayRequest& r, const st
       p.amount = *r.topup_amount;
       p.currency = r.currency;
     }
-    p.status = wallet_pay ? "succeeded" : "pending";
-    tx.exec(std::string("INSERT INTO payments (") + kPaymentColumns +
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10, NULL, NULL, NULL, $11, $12, $12, $13)",
-            {p.id, p.payer_id, p.purpose, p.transaction_id ? db::Value(*p.transaction_id) : db::Value(nullptr), p.amount,
-             p.currency, p.provider, p.status, p.return_url ? db::Value(*p.return_url) : db::Value(nullptr), p.recipient,
-             wallet_pay ? db::Value(*p.transaction_id) : db::Value(nullptr), now,
-             wallet_pay ? db::Value(now) : db::Value(nullptr)});
-    if (wallet_pay) {
-      // From the buyer's balance: the payment step holds it in escrow now
-      // (409 insufficient_funds, and nothing happens, when it is short).
-      transactions_.apply(tx, *txn, payable(*txn)->name, {"system", ""}, "", request_id);
-      publish_payment(tx, p, request_id);
-    }
+    p.status = "pending";
+    insert_payment(tx, p, std::nullopt);
     return load_payment(tx, p.id)->to_json(public_url());
   });
   if (wallet_pay) return result;
@@ -353,6 +342,40 @@ json Payments::pay(const identity::Principal& who, const PayRequest& r, const st
              now_text()});
     return load_payment(tx, p.id)->to_json(public_url());
   });
+}
+
+void Payments::insert_payment(db::Tx& tx, const Payment& p, const std::optional<std::string>& funded) {
+  tx.exec(std::string("INSERT INTO payments (") + kPaymentColumns +
+              ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10, NULL, NULL, NULL, $11, $12, $12, $13)",
+          {p.id, p.payer_id, p.purpose, p.transaction_id ? db::Value(*p.transaction_id) : db::Value(nullptr), p.amount,
+           p.currency, p.provider, p.status, p.return_url ? db::Value(*p.return_url) : db::Value(nullptr), p.recipient,
+           funded ? db::Value(*funded) : db::Value(nullptr), p.created_at,
+           p.succeeded_at ? db::Value(*p.succeeded_at) : db::Value(nullptr)});
+}
+
+json Payments::pay_from_wallet(db::Tx& tx, const std::string& payer_id, const transactions::Record& txn,
+                               const std::string& request_id) {
+  const auto* step = payable(txn);
+  if (!step) throw ApiError::conflict("not_payable", "This transaction does not wait for payment.", {{"state", txn.state}});
+  if (txn.amount <= 0) throw ApiError::conflict("not_payable", "This transaction has nothing to pay.");
+  Payment p;
+  p.id = new_id("pay");
+  p.payer_id = payer_id;
+  p.purpose = "transaction";
+  p.transaction_id = txn.id;
+  p.amount = txn.amount;
+  p.currency = txn.currency;
+  p.provider = "wallet";
+  p.status = "succeeded";
+  p.recipient = options_.merchant_id;
+  p.created_at = p.updated_at = now_text();
+  p.succeeded_at = p.created_at;
+  insert_payment(tx, p, txn.id);
+  // From the buyer's balance: the payment step holds it in escrow now
+  // (409 insufficient_funds, and nothing happens, when it is short).
+  transactions_.apply(tx, txn, step->name, {"system", ""}, "", request_id);
+  publish_payment(tx, p, request_id);
+  return load_payment(tx, p.id)->to_json(public_url());
 }
 
 json Payments::payment(db::Tx& tx, const std::string& id, const identity::Principal& who) {

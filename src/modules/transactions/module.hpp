@@ -116,6 +116,8 @@ struct CreateSpec {
 
 struct ListFilter {
   std::optional<std::string> kind, state, role;  // role: buyer | seller (of the caller)
+  bool everyone = false;                         // every party's (admins), not the caller's
+  std::optional<std::string> buyer_id, seller_id;
   std::optional<std::string> before;             // cursor
   int limit = 50;
 };

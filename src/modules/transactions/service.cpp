@@ -314,14 +314,20 @@ json Transactions::view(db::Tx& tx, const Record& txn, const identity::Principal
 
 std::pair<json, json> Transactions::list(db::Tx& tx, const identity::Principal& who, const ListFilter& f) {
   std::string where;
-  db::Params params = {who.user_id};
-  if (f.role == "buyer") where = "buyer_id = $1";
-  else if (f.role == "seller") where = "seller_id = $1";
-  else where = "(buyer_id = $1 OR seller_id = $1)";
+  db::Params params;
+  if (f.everyone) where = "1 = 1";
+  else {
+    params.emplace_back(who.user_id);
+    if (f.role == "buyer") where = "buyer_id = $1";
+    else if (f.role == "seller") where = "seller_id = $1";
+    else where = "(buyer_id = $1 OR seller_id = $1)";
+  }
   auto add = [&](const char* clause, const std::string& value) {
     params.emplace_back(value);
     where += std::string(" AND ") + clause + std::to_string(params.size());
   };
+  if (f.buyer_id) add("buyer_id = $", *f.buyer_id);
+  if (f.seller_id) add("seller_id = $", *f.seller_id);
   if (f.kind) add("kind = $", *f.kind);
   if (f.state) add("state = $", *f.state);
   if (f.before) add("id < $", *f.before);

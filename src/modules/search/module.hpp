@@ -1,0 +1,123 @@
+// The search module: full-text search over products and over sellers'
+// businesses, with filters, sorts, facet counts and cursor pages.
+//
+// The index is the module's own tables, kept up to date from the outbox:
+// product.*, category.* and seller_profile.* events make a worker re-read the
+// current document from its owner (Catalog::search_document, the identity
+// module's seller profile) and write it, or take it out when it should no
+// longer be found. Re-reading makes the handlers idempotent and order-free.
+// `souq search reindex` rebuilds the whole index the same way.
+//
+// Words are matched exactly, and a query word of 5 letters or more that no
+// document has also finds the indexed words one edit away (two from 8
+// letters): "hedphones" finds "headphones". Filters, sorts and facets read a
+// plain table with indexes; facet counts are SQL aggregates over it.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "core/blocking.hpp"
+#include "core/json.hpp"
+#include "db/database.hpp"
+#include "http/router.hpp"
+#include "jobs/queue.hpp"
+#include "modules/catalog/module.hpp"
+#include "modules/identity/module.hpp"
+#include "modules/search/text_index.hpp"
+
+namespace souq::search {
+
+struct CountsCache;
+
+// GET /api/v1/search?type=products.
+struct ProductQuery {
+  std::string q;  // "" for none
+  std::optional<std::string> category;  // slug or id: it and its descendants
+  std::vector<std::string> brands, conditions, cities;  // any of
+  std::optional<std::string> seller_id, currency;
+  std::optional<int64_t> min_price, max_price;  // the lowest SKU price, in minor units of `currency`
+  std::map<std::string, std::vector<std::string>> attributes;  // key → any of these values
+  std::optional<double> lat, lng, radius_km;
+  bool in_stock = false;
+  std::string sort;  // relevance | newest | price_asc | price_desc | rating ("" : relevance with q, else newest)
+  std::optional<std::vector<std::string>> facets;  // attribute keys; default: the category's facet attributes
+  std::optional<json> cursor;
+  int limit = 20;
+};
+
+// GET /api/v1/search?type=sellers.
+struct SellerQuery {
+  std::string q;
+  std::vector<std::string> cities;
+  std::string sort;  // relevance | newest
+  std::optional<json> cursor;
+  int limit = 20;
+};
+
+// One page: data {items, facets, total, expanded} and the next page's cursor.
+struct Page {
+  json data;
+  json next_cursor;
+};
+
+struct ReindexOptions {
+  bool fresh = false;  // empty the index first
+  int batch = 200;     // documents per transaction
+};
+
+class Search {
+ public:
+  Search(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, catalog::Catalog& catalog,
+         identity::Identity& identity);
+  ~Search();
+
+  // The outbox subscriptions and the search.category job (a category's
+  // products, a batch at a time).
+  void register_jobs();
+
+  Page products(const ProductQuery& q);
+  Page sellers(const SellerQuery& q);
+
+  // Re-reads one document and writes it to the index, or takes it out.
+  void index_product(const std::string& product_id);
+  void index_seller(const std::string& profile_id);
+  // Rebuilds the whole index; progress(done, total) as it goes. Documents
+  // the owners no longer have are taken out at the end.
+  void reindex(const ReindexOptions& o, const std::function<void(int64_t done, int64_t total)>& progress);
+
+ private:
+  struct Categories;  // category summaries met in one transaction
+  void on_event(const json& event);
+  void index_product(db::Tx& tx, const std::string& product_id, Categories& categories);
+  void remove_product(db::Tx& tx, const std::string& product_id);
+  void index_seller(db::Tx& tx, const std::string& profile_id);
+  void remove_seller(db::Tx& tx, const std::string& user_id);
+  // The next batch of a category's products, and a job for the rest.
+  void reindex_category(const std::string& category_id, const std::string& after);
+  void add_terms(db::Tx& tx, const std::vector<std::string>& words);
+  // Each query word with the indexed words that may stand in for it;
+  // `expanded` says which words were corrected to what.
+  QueryWords expand(db::Tx& tx, const TextTable& table, const std::vector<std::string>& words, json& expanded);
+
+  db::Database& db_;
+  jobs::Queue& queue_;
+  jobs::Outbox& outbox_;
+  catalog::Catalog& catalog_;
+  identity::Identity& identity_;
+  std::unique_ptr<TextIndex> text_;
+  std::unique_ptr<CountsCache> counts_;
+  // Vocabulary words this process wrote lately (not written again).
+  std::mutex terms_mutex_;
+  std::unordered_set<std::string> known_terms_;
+};
+
+// GET /api/v1/search.
+void register_routes(api::Router& router, Search& search, BlockingPool& blocking);
+
+}  // namespace souq::search
