@@ -18,6 +18,8 @@
 //
 // COMMERCE_BENCH_ENGINES=sqlite (or postgres) runs one. PostgreSQL: the
 // cluster at SOUQ_TEST_PG_URL, or one the harness starts.
+// COMMERCE_BENCH_SQLITE_DB / COMMERCE_BENCH_POSTGRES_DB: a database `souq seed
+// --products` already filled (seeding and indexing 1M products takes minutes).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -89,13 +91,19 @@ async function database(engine, name) {
 
 async function run(engine) {
   const result = { engine };
-  const db = await database(engine, `souq_commerce_${crypto.randomBytes(4).toString('hex')}`);
-  console.error(`== ${engine}: seeding ${PRODUCTS} products`);
-  let t0 = Date.now();
-  const seeded = spawnSync(SOUQ_BIN, ['seed', '--database', db, '--requests', '0', '--products', String(PRODUCTS), '--log-level', 'warn'],
-    { stdio: ['ignore', 'inherit', 'inherit'], env: { PATH: process.env.PATH } });
-  if (seeded.status !== 0) throw new Error('seed failed');
-  result.seed_s = Math.round((Date.now() - t0) / 1000);
+  const reuse = process.env[`COMMERCE_BENCH_${engine.toUpperCase()}_DB`];
+  const db = reuse || await database(engine, `souq_commerce_${crypto.randomBytes(4).toString('hex')}`);
+  if (reuse) {
+    console.error(`== ${engine}: an already seeded database, ${reuse}`);
+    result.seed_s = 'reused';
+  } else {
+    console.error(`== ${engine}: seeding ${PRODUCTS} products`);
+    const t0 = Date.now();
+    const seeded = spawnSync(SOUQ_BIN, ['seed', '--database', db, '--requests', '0', '--products', String(PRODUCTS), '--log-level', 'warn'],
+      { stdio: ['ignore', 'inherit', 'inherit'], env: { PATH: process.env.PATH } });
+    if (seeded.status !== 0) throw new Error('seed failed');
+    result.seed_s = Math.round((Date.now() - t0) / 1000);
+  }
   const s = await startSouq({ database: db, dev: false, args: ['--payment-providers', 'wallet'] });
   try {
     const req = client(s.port);

@@ -128,7 +128,7 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
       payments(db, queue, outbox, identity, ledger, transactions, payments_options(config)),
       catalog(db, queue, outbox, identity, *files, catalog_options(config)),
       orders(db, outbox, identity, transactions, catalog, payments),
-      search(db, queue, outbox, catalog, identity),
+      search(db, queue, outbox, catalog, identity, {std::chrono::milliseconds(config.list_cache_ms)}),
       idempotency(db),
       sms_(sms) {
   identity.start();

@@ -78,9 +78,10 @@ std::string upsert_sql(const std::string& table, const std::vector<std::string>&
 }  // namespace
 
 Search::Search(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, catalog::Catalog& catalog,
-               identity::Identity& identity)
+               identity::Identity& identity, Options options)
     : db_(db), queue_(queue), outbox_(outbox), catalog_(catalog), identity_(identity),
-      text_(TextIndex::make(db.engine())), counts_(std::make_unique<CountsCache>()) {}
+      text_(TextIndex::make(db.engine())), counts_(std::make_unique<CountsCache>()),
+      pages_(options.page_cache_ttl, 5000) {}
 
 Search::~Search() = default;
 
@@ -112,6 +113,7 @@ void Search::index_product(const std::string& product_id) {
 
 void Search::index_product(db::Tx& tx, const std::string& id, Categories& categories) {
   text_->lock(tx, "product:" + id);
+  touched(tx);
   auto found = catalog_.search_document(tx, id);
   if (!found) {
     remove_product(tx, id);
@@ -177,9 +179,11 @@ void Search::index_product(db::Tx& tx, const std::string& id, Categories& catego
   for (const auto& sku : d.value("sku_attributes", json::array())) collect(sku);
   tx.exec("DELETE FROM search_product_attributes WHERE doc = $1", {doc});
   std::vector<db::Value> rows;
+  auto level = [&](size_t n) { return n < path.size() ? db::Value(path[n]) : db::Value(nullptr); };
   for (const auto& [kv, text] : values)
-    for (db::Value v : {db::Value(doc), db::Value(kv.first), db::Value(kv.second), db::Value(text)}) rows.push_back(std::move(v));
-  db::bulk_insert(tx, "search_product_attributes (doc, key, value_key, value)", 4, rows);
+    for (db::Value v : {db::Value(doc), db::Value(kv.first), db::Value(kv.second), db::Value(text), level(0), level(1), level(2)})
+      rows.push_back(std::move(v));
+  db::bulk_insert(tx, "search_product_attributes (doc, key, value_key, value, cat0, cat1, cat2)", 7, rows);
 
   std::string category_names;
   for (const auto& name : d.value("category_names", json::array()))
@@ -229,6 +233,7 @@ void Search::index_seller(const std::string& profile_id) {
 
 void Search::index_seller(db::Tx& tx, const std::string& profile_id) {
   text_->lock(tx, "seller:" + profile_id);
+  touched(tx);
   auto p = identity_.seller_profile(tx, profile_id);
   if (!p) return;
   std::string user_id = (*p)["user_id"];
@@ -307,6 +312,7 @@ void Search::reindex(const ReindexOptions& o, const std::function<void(int64_t, 
       for (const char* table :
            {"search_product_attributes", "search_product_hits", "search_products", "search_sellers", "search_terms"})
         tx.exec(std::string("DELETE FROM ") + table);
+      touched(tx);
     });
     std::lock_guard lock(terms_mutex_);
     known_terms_.clear();

@@ -12,7 +12,12 @@
 // document has also finds the indexed words one edit away (two from 8
 // letters): "hedphones" finds "headphones". Filters, sorts and facets read a
 // plain table with indexes; facet counts are SQL aggregates over it.
+//
+// Two caches stand in front: anonymous result pages for a second (as the
+// other public lists; an index change on this node drops them), and the
+// total and facets of matches over 10,000 products for ten seconds.
 #pragma once
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,6 +30,7 @@
 #include "core/blocking.hpp"
 #include "core/json.hpp"
 #include "db/database.hpp"
+#include "http/page_cache.hpp"
 #include "http/router.hpp"
 #include "jobs/queue.hpp"
 #include "modules/catalog/module.hpp"
@@ -34,6 +40,13 @@
 namespace souq::search {
 
 struct CountsCache;
+struct ProductMatch;
+
+struct Options {
+  // Anonymous result pages are kept this long (0: not at all); an index
+  // change on this node drops them at once, on other nodes within this.
+  std::chrono::milliseconds page_cache_ttl{1000};
+};
 
 // GET /api/v1/search?type=products.
 struct ProductQuery {
@@ -74,7 +87,7 @@ struct ReindexOptions {
 class Search {
  public:
   Search(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, catalog::Catalog& catalog,
-         identity::Identity& identity);
+         identity::Identity& identity, Options options = {});
   ~Search();
 
   // The outbox subscriptions and the search.category job (a category's
@@ -91,6 +104,8 @@ class Search {
   // the owners no longer have are taken out at the end.
   void reindex(const ReindexOptions& o, const std::function<void(int64_t done, int64_t total)>& progress);
 
+  api::PageCache& pages() { return pages_; }
+
  private:
   struct Categories;  // category summaries met in one transaction
   void on_event(const json& event);
@@ -101,6 +116,14 @@ class Search {
   // The next batch of a category's products, and a job for the rest.
   void reindex_category(const std::string& category_id, const std::string& after);
   void add_terms(db::Tx& tx, const std::vector<std::string>& words);
+  // The index changes in `tx`: this node's cached result pages go at commit.
+  void touched(db::Tx& tx) {
+    tx.after_commit([this] { pages_.bump(); });
+  }
+  // The total and the facets of a match (from the counts cache when large).
+  std::pair<int64_t, json> product_counts(db::Tx& tx, const ProductMatch& m, const ProductQuery& q);
+  // One page of the match: data is the items.
+  Page product_page(db::Tx& tx, const ProductMatch& m, const ProductQuery& q, const std::string& sort, int64_t total);
   // Each query word with the indexed words that may stand in for it;
   // `expanded` says which words were corrected to what.
   QueryWords expand(db::Tx& tx, const TextTable& table, const std::vector<std::string>& words, json& expanded);
@@ -112,6 +135,7 @@ class Search {
   identity::Identity& identity_;
   std::unique_ptr<TextIndex> text_;
   std::unique_ptr<CountsCache> counts_;
+  api::PageCache pages_;
   // Vocabulary words this process wrote lately (not written again).
   std::mutex terms_mutex_;
   std::unordered_set<std::string> known_terms_;

@@ -8,6 +8,7 @@
 #include "core/money.hpp"
 #include "core/utf8.hpp"
 #include "core/validation.hpp"
+#include "http/cached_list.hpp"
 #include "http/paging.hpp"
 #include "http/response.hpp"
 #include "modules/search/module.hpp"
@@ -217,17 +218,21 @@ void register_routes(api::Router& router, Search& search, BlockingPool& blocking
     if (type == "sellers") sellers = seller_query(p);
     else products = product_query(p);
     if (!p.errors().empty()) throw ApiError::validation(p.errors());
-    Page page;
     if (products) {
       products->limit = limit;
       products->cursor = cursor;
-      page = co_await blocking.run([&] { return search.products(*products); });
     } else {
       sellers->limit = limit;
       sellers->cursor = cursor;
-      page = co_await blocking.run([&] { return search.sellers(*sellers); });
     }
-    co_return api::ok(req, std::move(page.data), http::status::ok, {{"next_cursor", page.next_cursor}});
+    // Results are the same for every anonymous caller: kept briefly.
+    auto make = [&] {
+      return blocking.run([&] {
+        Page page = products ? search.products(*products) : search.sellers(*sellers);
+        return std::pair<json, json>(std::move(page.data), std::move(page.next_cursor));
+      });
+    };
+    co_return co_await api::cached_list(req, search.pages(), make);
   });
 }
 
