@@ -274,4 +274,19 @@ std::string lone_text(const json& body, const char* field, size_t min, size_t ma
   return text.value_or("");
 }
 
+void Validator::point(json& out, bool partial) {
+  bool has_lat = has("lat") && !body_["lat"].is_null(), has_lng = has("lng") && !body_["lng"].is_null();
+  if (has_lat != has_lng) fail(has_lat ? "lng" : "lat", "lat and lng go together");
+  if (has_lat && has_lng) {
+    auto lat = number("lat", -90, 90), lng = number("lng", -180, 180);
+    if (lat && lng) {
+      out["lat"] = *lat;
+      out["lng"] = *lng;
+    }
+  } else if (partial && has("lat") && has("lng")) {
+    out["lat"] = nullptr;
+    out["lng"] = nullptr;
+  }
+}
+
 }  // namespace souq

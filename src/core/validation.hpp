@@ -68,6 +68,9 @@ class Validator {
   void forbid(std::initializer_list<const char*> fields, const std::string& why);
   // Any field outside `allowed` is refused.
   void only(std::initializer_list<const char*> allowed);
+  // "lat" and "lng", together and in range, into out; with `partial`, both
+  // null clears the point (out gets nulls).
+  void point(json& out, bool partial);
   void fail(const std::string& field, const std::string& why) { errors_[field] = why; }
   bool has(const std::string& field) const { return body_.contains(field); }
 

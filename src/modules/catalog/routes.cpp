@@ -88,18 +88,7 @@ json product_fields(const json& body, bool partial) {
     if (body["city"].is_null() && partial) out["city"] = nullptr;
     else if (auto x = v.text("city", 2, 80)) out["city"] = *x;
   }
-  bool has_lat = v.has("lat") && !body["lat"].is_null(), has_lng = v.has("lng") && !body["lng"].is_null();
-  if (has_lat != has_lng) v.fail(has_lat ? "lng" : "lat", "lat and lng go together");
-  if (has_lat && has_lng) {
-    auto lat = v.number("lat", -90, 90), lng = v.number("lng", -180, 180);
-    if (lat && lng) {
-      out["lat"] = *lat;
-      out["lng"] = *lng;
-    }
-  } else if (partial && v.has("lat") && v.has("lng")) {
-    out["lat"] = nullptr;
-    out["lng"] = nullptr;
-  }
+  v.point(out, partial);
   if (v.has("status")) {
     if (auto x = partial ? v.one_of("status", {"draft", "active", "archived"}) : v.one_of("status", {"draft", "active"}))
       out["status"] = *x;

@@ -41,18 +41,7 @@ json request_fields(const json& body, bool partial) {
     if (auto x = v.currency("currency")) out["currency"] = *x;
   if (want("city"))
     if (auto x = v.text("city", 2, 80)) out["city"] = *x;
-  bool has_lat = v.has("lat") && !body["lat"].is_null(), has_lng = v.has("lng") && !body["lng"].is_null();
-  if (has_lat != has_lng) v.fail(has_lat ? "lng" : "lat", "lat and lng go together");
-  if (has_lat && has_lng) {
-    auto lat = v.number("lat", -90, 90), lng = v.number("lng", -180, 180);
-    if (lat && lng) {
-      out["lat"] = *lat;
-      out["lng"] = *lng;
-    }
-  } else if (partial && v.has("lat") && v.has("lng")) {
-    out["lat"] = nullptr;  // both null: forget the point
-    out["lng"] = nullptr;
-  }
+  v.point(out, partial);
   if (v.has("expires_at"))
     if (auto x = v.timestamp("expires_at")) out["expires_at"] = *x;
   if (v.has("images"))
