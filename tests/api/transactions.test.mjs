@@ -39,7 +39,7 @@ function tempDir() {
 
 test('the built-in processes are described for clients', async () => {
   const list = assertSuccess(await s.get('/api/v1/processes'));
-  assert.deepEqual(list.map((p) => p.name).sort(), ['escrow_purchase', 'negotiation']);
+  assert.deepEqual(list.map((p) => p.name).sort(), ['escrow_purchase', 'negotiation', 'purchase']);
   const n = assertSuccess(await s.get('/api/v1/processes/negotiation'));
   assert.equal(n.initial, 'accepted');
   assert.deepEqual(n.versions, [2]);
