@@ -158,8 +158,11 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   for (const char* type : {"request", "offer"})
     reports.add_target(type, [this, type](db::Tx& tx, const std::string& id) { return marketplace.owner_of(tx, type, id); });
   // A changed product's cached page goes on every node.
-  realtime.on_node_message("product.changed", [this](const json& data) {
+  realtime.on_node_message(catalog::Catalog::kProductChanged, [this](const json& data) {
     if (data.is_string()) catalog.forget(data.get<std::string>());
+  });
+  realtime.on_node_message(catalog::Catalog::kSellerChanged, [this](const json& data) {
+    if (data.is_string()) catalog.forget_seller(data.get<std::string>());
   });
   realtime.start();
   route_to_user_channels(outbox);
@@ -192,7 +195,7 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   });
   orders.follow_payments(outbox);
   orders::register_policies(policy);
-  catalog.use_bus([this](const std::string& id) { realtime.send_node_message("product.changed", id); });
+  catalog.use_bus([this](const std::string& topic, const std::string& id) { realtime.send_node_message(topic, id); });
   search.register_jobs();
   tell_people(outbox);
 }

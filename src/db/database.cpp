@@ -45,7 +45,9 @@ double great_circle_km(double lat1, double lng1, double lat2, double lng2) {
              std::cos(lat1 * kRad) * std::cos(lat2 * kRad) * std::sin(dlng / 2) * std::sin(dlng / 2);
   return 2 * kEarthKm * std::asin(std::min(1.0, std::sqrt(a)));
 }
-void bulk_insert(Tx& tx, std::string_view into, size_t columns, const std::vector<Value>& values) {
+std::vector<Row> bulk_insert(Tx& tx, std::string_view into, size_t columns, const std::vector<Value>& values,
+                             std::string_view suffix) {
+  std::vector<Row> returned;
   if (columns == 0 || values.size() % columns != 0) throw std::invalid_argument("bulk_insert: values do not fill rows");
   const size_t per_statement = std::max<size_t>(1, 4000 / columns);
   size_t rows = values.size() / columns;
@@ -62,8 +64,10 @@ void bulk_insert(Tx& tx, std::string_view into, size_t columns, const std::vecto
       }
       sql += ")";
     }
-    tx.exec(sql, params);
+    if (!suffix.empty()) sql += " " + std::string(suffix);
+    for (auto& row : tx.query(sql, params)) returned.push_back(row);
   }
+  return returned;
 }
 
 void Database::analyze() {

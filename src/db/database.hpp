@@ -69,9 +69,12 @@ Rows newest_first(Tx& tx, const std::string& select,
                   const std::optional<std::string>& before, int limit);
 
 // Inserts rows of `columns` values each (`values` row after row) with
-// multi-row INSERTs of a few hundred rows: for loading and seeding, where one
-// statement per row would take minutes. `into` is "table (col, col, …)".
-void bulk_insert(Tx& tx, std::string_view into, size_t columns, const std::vector<Value>& values);
+// multi-row INSERTs of a few hundred rows: for loading, seeding and
+// indexing, where one statement per row would take minutes. `into` is
+// "table (col, col, …)"; `suffix` ends each statement (ON CONFLICT …,
+// RETURNING …), and the rows RETURNING gives are returned.
+std::vector<Row> bulk_insert(Tx& tx, std::string_view into, size_t columns, const std::vector<Value>& values,
+                             std::string_view suffix = {});
 
 struct PoolStats {
   int size = 0;    // connections the pool may hold

@@ -10,7 +10,7 @@ import net from 'node:net';
 import zlib from 'node:zlib';
 import { spawn, spawnSync } from 'node:child_process';
 import { startSouq, assertSuccess, assertError, sleep, tryConnect, ENGINE, RFC3339_UTC } from './harness.mjs';
-import { auth, register, makeAdmin, makeSeller, makePendingSeller, suspend, events, eventually } from './people.mjs';
+import { auth, register, makeAdmin, makeSeller, makePendingSeller, suspend, events, eventually, withKey } from './people.mjs';
 
 // ---------------------------------------------------------------- images made here
 
@@ -298,7 +298,7 @@ test('slugs are unique: 409 slug_taken on create and on rename, nothing changed'
   await createCategory({ name: 'B again', slug: b.slug });
 });
 
-test('a category with children or products is not deleted (409 category_in_use); an empty one is, by id or slug', async () => {
+test('a category with children or live products is not deleted (409 category_in_use); an empty one is, by id or slug', async () => {
   const t = tag();
   const parent = await createCategory({ name: 'Parent', slug: `parent-${t}` });
   const child = await createCategory({ name: 'Child', slug: `child-${t}`, parent: parent.id });
@@ -308,11 +308,19 @@ test('a category with children or products is not deleted (409 category_in_use);
   const p = await createProduct(seller, { category: filed.id, attributes: {}, skus: [{ price: 100, currency: 'EGP', stock: 1 }] });
   const withProduct = await tree();
   assertError(await s.request('DELETE', `/api/v1/admin/categories/${filed.slug}`, auth(admin)), 409, 'category_in_use');
-  // also while the product is deleted: it still names its category
-  assertSuccess(await s.request('DELETE', `/api/v1/products/${p.id}`, auth(seller)));
-  assertError(await s.request('DELETE', `/api/v1/admin/categories/${filed.id}`, auth(admin)), 409, 'category_in_use');
   assert.deepEqual(await tree(), withProduct);
   assert.equal(withProduct.length, before.length + 1);
+  // Once its only product is deleted, it goes from the tree; the deleted
+  // product still shows it to admins, and the slug is free again.
+  assertSuccess(await s.request('DELETE', `/api/v1/products/${p.id}`, auth(seller)));
+  assertSuccess(await s.request('DELETE', `/api/v1/admin/categories/${filed.id}`, auth(admin)));
+  assert.deepEqual(await tree(), before);
+  assertError(await s.request('DELETE', `/api/v1/admin/categories/${filed.id}`, auth(admin)), 404, 'not_found');
+  assertError(await s.request('PATCH', `/api/v1/admin/categories/${filed.id}`, { body: { name: 'Back' }, ...auth(admin) }), 404, 'not_found');
+  assert.equal((await getProduct(p.id, admin)).category.id, filed.id);
+  const again = await createCategory({ name: 'Filed again', slug: `filed-${t}` });
+  assert.notEqual(again.id, filed.id);
+  assertError(await s.post('/api/v1/products', phoneBody({ category: filed.id }), auth(seller)), 422, 'unknown_category');
   const gone = assertSuccess(await s.request('DELETE', `/api/v1/admin/categories/${child.slug}`, auth(admin)));
   assert.deepEqual(gone, { id: child.id, deleted: true }, 'the id, also when deleted by slug');
   assertError(await s.request('DELETE', `/api/v1/admin/categories/${child.id}`, auth(admin)), 404, 'not_found');
@@ -378,7 +386,9 @@ test('a seller lists a product with SKUs; the page embeds the seller, prices in 
   const pub = await getProduct(p.id);
   assert.deepEqual(pub.skus.map((k) => Object.keys(k).sort()), Array(2).fill(['attributes', 'code', 'currency', 'id', 'price', 'stock']));
   assert.ok(!('rejection_reason' in pub));
-  const { skus: ownerSkus, rejection_reason: _r, ...ownerRest } = p;
+  assert.ok(!('seller_active' in pub));
+  assert.equal(p.seller_active, true);
+  const { skus: ownerSkus, rejection_reason: _r, seller_active: _a, ...ownerRest } = p;
   const { skus: pubSkus, ...pubRest } = pub;
   assert.deepEqual(pubRest, ownerRest);
   assert.deepEqual(pubSkus, ownerSkus.map(({ on_hand: _o, reserved: _v, ...k }) => k));
@@ -668,6 +678,33 @@ test('the anonymous page comes from memory, and every change shows at once', asy
   assert.equal(assertSuccess(await anon()).status, 'active');
   assertSuccess(await s.request('DELETE', `/api/v1/products/${p.id}`, auth(seller)));
   assertError(await anon(), 404, 'not_found');
+});
+
+test("a suspended seller's products are hidden from everyone but admins, and come back with the seller", async () => {
+  const shop = await makeSeller(s, admin, `fleeting-${tag()}`);
+  const p = await createProduct(shop);
+  const customer = await register(s, `customer-${tag()}`);
+  assertSuccess(await s.post('/api/v1/cart/items', { sku_id: p.skus[0].id, quantity: 1 }, auth(customer)));
+  assert.equal(assertSuccess(await s.get(`/api/v1/products/${p.id}`)).id, p.id, 'the page is in memory');
+  const listed = async () => assertSuccess(await s.get(`/api/v1/products?seller=${shop.id}&limit=100`, auth(buyer))).map((x) => x.id);
+  assert.deepEqual(await listed(), [p.id]);
+
+  await suspend(s, admin, shop);
+  await eventually('the page goes', async () => (await s.get(`/api/v1/products/${p.id}`)).status === 404);
+  assertError(await s.get(`/api/v1/products/${p.id}`, auth(buyer)), 404, 'not_found');
+  assert.deepEqual(await listed(), []);
+  const seen = await getProduct(p.id, admin);
+  assert.equal(seen.seller_active, false);
+  const c = assertSuccess(await s.get('/api/v1/cart', auth(customer)));
+  assert.deepEqual([c.items[0].problem, c.checkout_ready], ['unavailable', false]);
+  assertError(await s.post('/api/v1/orders', {}, withKey(customer)), 409, 'cart_stale');
+  assert.equal((await getProduct(p.id, admin)).skus[0].reserved, 0, 'nothing was held');
+
+  assertSuccess(await s.post(`/api/v1/admin/users/${shop.id}/unsuspend`, { reason: 'cleared' }, auth(admin)));
+  await eventually('the page comes back', async () => (await s.get(`/api/v1/products/${p.id}`)).status === 200);
+  assert.deepEqual(await listed(), [p.id]);
+  assert.equal((await getProduct(p.id, admin)).seller_active, true);
+  assert.equal(assertSuccess(await s.get('/api/v1/cart', auth(customer))).checkout_ready, true);
 });
 
 test('--product-cache-ttl: a page in memory lives that long at most', async () => {

@@ -224,6 +224,10 @@ test('ship, deliver, confirm: the seller is paid minus commission; reviews follo
   assertSuccess(await s.request('PUT', `/api/v1/admin/commission-rules/${CATEGORY}`, { body: { basis_points: 1000 }, ...auth(admin) }));
   const buyer = await register(s, 'lifecycle');
   const p = await product(sellerA, { price: 10_000, stock: 5 });
+  // Another product of the same seller, its page in memory: it shows the
+  // seller's rating, which the review below changes.
+  const sibling = await product(sellerA, { title: 'Wired earbuds' });
+  const sellerRatingBefore = assertSuccess(await s.get(`/api/v1/products/${sibling.id}`)).seller.rating_count;
   assertSuccess(await add(buyer, p.sku, 1));
   await fundWallet(s, buyer, 10_000);
   const chk = assertSuccess(await checkout(buyer, { provider: 'wallet' }), 201);
@@ -262,7 +266,9 @@ test('ship, deliver, confirm: the seller is paid minus commission; reviews follo
   assertError(await s.post(`/api/v1/products/${p.id}/reviews`, { rating: 6 }, auth(buyer)), 422, 'validation_failed');
   const page = assertSuccess(await s.get(`/api/v1/products/${p.id}`));
   assert.deepEqual(page.rating, { average: 4, count: 1 });
-  assert.equal(page.seller.rating_count >= 1, true);
+  assert.equal(page.seller.rating_count, sellerRatingBefore + 1);
+  assert.equal(assertSuccess(await s.get(`/api/v1/products/${sibling.id}`)).seller.rating_count, sellerRatingBefore + 1,
+    "every page of the seller forgets the seller's old rating");
   const reply = assertSuccess(await s.post(`/api/v1/reviews/${review.id}/reply`, { body: 'Thank you!' }, auth(sellerA)));
   assert.equal(reply.reply.body, 'Thank you!');
   assertError(await s.post(`/api/v1/reviews/${review.id}/reply`, { body: 'Again' }, auth(sellerA)), 409, 'already_replied');
@@ -326,6 +332,26 @@ test('a shipped order disputed by the buyer: an admin refunds it through the pur
   const o = await order(id, buyer);
   assert.equal(o.state, 'refunded');
   assert.equal((await wallet(buyer)).available, 3_300);
+  // The goods left with the carrier: the stock stays sold.
+  assert.equal(o.stock, 'committed');
+  assert.deepEqual([(await sku(sellerB, p)).on_hand, (await sku(sellerB, p)).reserved], [1, 0]);
+});
+
+test('a paid order disputed before it ships and refunded: its stock goes back on the shelf', async () => {
+  const buyer = await register(s, 'early-disputer');
+  const p = await product(sellerB, { price: 1_500, stock: 2 });
+  assertSuccess(await add(buyer, p.sku, 2));
+  await fundWallet(s, buyer, 3_000);
+  const id = assertSuccess(await checkout(buyer, { provider: 'wallet' }), 201).orders[0].id;
+  assert.equal((await sku(sellerB, p)).on_hand, 0);
+  assertSuccess(await s.post(`/api/v1/transactions/${id}/transitions/dispute`, { reason: 'seller went quiet' }, auth(buyer)));
+  const [dispute] = assertSuccess(await s.get(`/api/v1/transactions/${id}/disputes`, auth(buyer)));
+  assertSuccess(await s.post(`/api/v1/admin/disputes/${dispute.id}/resolve`, { outcome: 'refund', reason: 'never shipped' }, auth(admin)));
+  const o = await order(id, buyer);
+  assert.deepEqual([o.state, o.stock], ['refunded', 'returned']);
+  const now = await sku(sellerB, p);
+  assert.deepEqual([now.on_hand, now.reserved], [2, 0]);
+  assert.equal((await wallet(buyer)).available, 3_000);
 });
 
 test('a gateway checkout: one payment for the total; when it succeeds every order is paid', async () => {

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { startSouq, assertSuccess, assertError, SOUQ_BIN } from './harness.mjs';
-import { auth, register, makeAdmin, makeSeller, makePendingSeller, suspend, eventually } from './people.mjs';
+import { auth, register, makeAdmin, makeSeller, makePendingSeller, suspend, eventually, withKey } from './people.mjs';
 
 let s, admin, seller, seller2;
 const cat = {}; // slug → category
@@ -345,6 +345,27 @@ test('sellers: approved businesses by name, city and description; pending and su
   const one = await search('type=sellers&limit=1');
   const two = await search(`type=sellers&limit=1&cursor=${one.next}`);
   assert.deepEqual([...ids(one), ...ids(two)], all.slice(0, 2));
+});
+
+test("in_stock follows checkouts and cancellations; a suspended seller's products leave the index and come back", async () => {
+  const shop = await makeSeller(s, admin, 'Saffron');
+  const x = await product(shop, { title: 'Saffron teapot', category: 'misc', skus: [{ price: 70_000, currency: 'EGP', stock: 1 }] });
+  await settles('q=teapot&in_stock=true', [x.id]);
+  // A buyer holds the last unit: the product is out of stock until the order is cancelled.
+  const buyer = await register(s, 'tea-buyer');
+  assertSuccess(await s.post('/api/v1/cart/items', { sku_id: x.skus[0].id, quantity: 1 }, auth(buyer)));
+  const order = assertSuccess(await s.post('/api/v1/orders', {}, withKey(buyer)), 201).orders[0];
+  await settles('q=teapot&in_stock=true', [], 'sold out');
+  await settles('q=teapot', [x.id]);
+  assert.equal((await search('q=teapot', admin)).items[0].in_stock, false);
+  assertSuccess(await s.request('PUT', `/api/v1/orders/${order.id}/cancel`, auth(buyer)));
+  await settles('q=teapot&in_stock=true', [x.id], 'back in stock');
+
+  await suspend(s, admin, shop);
+  await settles('q=teapot', [], "the suspended seller's product");
+  await settles(`seller=${shop.id}`, []);
+  assertSuccess(await s.post(`/api/v1/admin/users/${shop.id}/unsuspend`, { reason: 'cleared' }, auth(admin)));
+  await settles('q=teapot', [x.id], 'the seller is back');
 });
 
 test('bad input is 422 validation_failed naming each parameter, with nothing searched', async () => {

@@ -31,14 +31,15 @@ json category_json(const db::Row& r) {
 
 std::optional<db::Row> load_category(db::Tx& tx, const std::string& id_or_slug, bool lock = false) {
   return tx.query_one(std::string("SELECT ") + kCategoryColumns + " FROM categories WHERE " +
-                          (is_id(id_or_slug, "cat") ? "id" : "slug") + " = $1" + std::string(lock ? tx.for_update() : ""),
+                          (is_id(id_or_slug, "cat") ? "id" : "slug") + " = $1 AND deleted_at IS NULL" +
+                          std::string(lock ? tx.for_update() : ""),
                       {id_or_slug});
 }
 
 }  // namespace
 
 json Catalog::category_tree(db::Tx& tx) {
-  auto fetched = tx.query(std::string("SELECT ") + kCategoryColumns + " FROM categories");
+  auto fetched = tx.query(std::string("SELECT ") + kCategoryColumns + " FROM categories WHERE deleted_at IS NULL");
   std::vector<db::Row> rows(fetched.begin(), fetched.end());
   // Sorted here, not by ORDER BY name: the databases compare text by their
   // collation (bytes on SQLite, the locale's rules on PostgreSQL), and the
@@ -183,7 +184,7 @@ json Catalog::update_category(const identity::Principal& admin, const std::strin
         new_depth = parent->integer("depth") + 1;
       }
       int64_t shift = new_depth - row->integer("depth");
-      auto deepest = tx.query_one("SELECT MAX(depth) AS d FROM categories WHERE substr(path, 1, $2) = $1",
+      auto deepest = tx.query_one("SELECT MAX(depth) AS d FROM categories WHERE substr(path, 1, $2) = $1 AND deleted_at IS NULL",
                                   {old_path, int64_t(old_path.size())});
       if (deepest && deepest->integer("d") + shift > 7)
         throw ApiError::unprocessable("category_too_deep", "Categories nest at most 8 levels deep.");
@@ -206,11 +207,17 @@ std::string Catalog::delete_category(const identity::Principal& admin, const std
     auto row = load_category(tx, id, true);
     if (!row) throw ApiError::not_found("No such category.");
     std::string cid = row->text("id");
-    if (tx.query_one("SELECT 1 AS x FROM categories WHERE parent_id = $1", {cid}))
+    if (tx.query_one("SELECT 1 AS x FROM categories WHERE parent_id = $1 AND deleted_at IS NULL", {cid}))
       throw ApiError::conflict("category_in_use", "Move or delete this category's children first.");
-    if (tx.query_one("SELECT 1 AS x FROM products WHERE category_id = $1", {cid}))
+    if (tx.query_one("SELECT 1 AS x FROM products WHERE category_id = $1 AND deleted_at IS NULL", {cid}))
       throw ApiError::conflict("category_in_use", "Products are filed under this category; move them first.");
-    tx.exec("DELETE FROM categories WHERE id = $1", {cid});
+    // Deleted products (and deleted children) still name it: the row stays
+    // for them, out of the tree, its slug free for a new category.
+    if (tx.query_one("SELECT 1 AS x FROM products WHERE category_id = $1", {cid}) ||
+        tx.query_one("SELECT 1 AS x FROM categories WHERE parent_id = $1", {cid}))
+      tx.exec("UPDATE categories SET deleted_at = $2, slug = slug || '~' || id WHERE id = $1", {cid, now_text()});
+    else
+      tx.exec("DELETE FROM categories WHERE id = $1", {cid});
     audit::record(tx, {admin.user_id, "category.delete", "category", cid, "", {{"slug", row->text("slug")}}, request_id});
     outbox_.emit(tx, "category.deleted", {{"category_id", cid}}, cid, request_id);
     return cid;

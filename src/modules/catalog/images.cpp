@@ -104,6 +104,7 @@ void remove_files(storage::Storage& files, const std::string& product_id, const 
 
 void Catalog::register_jobs() {
   queue_.handle("catalog.image", [this](const jobs::Job& job) { render_image(job.payload.at("image_id")); });
+  outbox_.subscribe("seller_profile.*", "catalog", [this](const json& event) { on_seller_event(event); });
 }
 
 json Catalog::add_image(const identity::Principal& who, const std::string& product_id, const std::string& content_type,

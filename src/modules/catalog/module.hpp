@@ -11,6 +11,13 @@
 // Product pages are served from an in-process cache of rendered JSON: a
 // change forgets the product on this node at commit and on the others
 // through the bus (`use_bus`); an entry lives at most `cache_ttl` either way.
+// A seller's pages go together when something every page embeds changes
+// (the seller's rating, name or standing).
+//
+// Products of a seller who is suspended (or no longer approved) are hidden
+// from everyone but their owner and admins: the catalogue follows the
+// identity module's seller_profile.* events into products.seller_active and
+// says so with seller_products.changed {seller_id, active}.
 #pragma once
 #include <chrono>
 #include <functional>
@@ -50,8 +57,9 @@ struct SkuQuote {
   json attributes = json::object();
   json image = nullptr;  // the URL of the first ready image's smallest rendition, or null
   bool deleted = false;
+  bool seller_active = true;  // the seller is not suspended
   int64_t available() const { return stock - reserved; }
-  bool sellable() const { return !deleted && product_status == "active"; }
+  bool sellable() const { return !deleted && seller_active && product_status == "active"; }
 };
 
 struct StockLine {
@@ -70,6 +78,7 @@ using PurchasedLines =
 struct ProductFilter {
   std::optional<std::string> seller_id, category_id, status;
   bool include_descendants = true;
+  bool public_only = false;  // what anyone may see: active, of a seller in good standing
   std::optional<std::string> before;
   int limit = 20;
 };
@@ -86,15 +95,23 @@ class Catalog {
   Catalog(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, identity::Identity& identity,
           storage::Storage& files, Options options);
 
-  // catalog.image (renditions).
+  // catalog.image (renditions); the seller_profile.* consumer.
   void register_jobs();
   // Reviews ask the orders module what the buyer bought.
   void use_purchases(PurchasedLines fn) { purchases_ = std::move(fn); }
-  // Other nodes hear of changed products through `publish`; what they say
-  // arrives at forget().
-  void use_bus(std::function<void(const std::string& product_id)> publish) { publish_ = std::move(publish); }
+  // Other nodes hear of changed products and sellers through `publish`
+  // (topic kProductChanged or kSellerChanged, and the id); what they say
+  // arrives at forget() and forget_seller().
+  static constexpr const char* kProductChanged = "product.changed";
+  static constexpr const char* kSellerChanged = "seller.changed";
+  using Publish = std::function<void(const std::string& topic, const std::string& id)>;
+  void use_bus(Publish publish) { publish_ = std::move(publish); }
   void forget(const std::string& product_id) {
     cache_.forget(product_id);
+    list_cache_.bump();
+  }
+  void forget_seller(const std::string& seller_id) {
+    cache_.forget_seller(seller_id);
     list_cache_.bump();
   }
   // Image URLs start here (set once the server knows its address).
@@ -171,12 +188,13 @@ class Catalog {
                          const std::string& reason, const std::string& request_id);
 
   // ---- search
-  // The document the search index keeps for a product: everything a
-  // filter, facet or sort needs; nullopt when it should not be found (not
-  // active, deleted or absent).
-  std::optional<json> search_document(db::Tx& tx, const std::string& product_id);
-  // Ids of every product, in id order after `after` (reindexing).
-  std::vector<std::string> product_ids(db::Tx& tx, const std::string& after, int limit);
+  // The documents the search index keeps for these products: everything a
+  // filter, facet or sort needs. Products that should not be found (not
+  // active, deleted, absent, or of a suspended seller) have none.
+  std::vector<json> search_documents(db::Tx& tx, const std::vector<std::string>& product_ids);
+  // Ids of every product (or one seller's), in id order after `after` (reindexing).
+  std::vector<std::string> product_ids(db::Tx& tx, const std::string& after, int limit,
+                                       const std::optional<std::string>& seller_id = std::nullopt);
 
   // Fills the catalogue (souq seed): categories, approved sellers, products
   // with SKUs; progress(products made so far).
@@ -189,7 +207,18 @@ class Catalog {
   api::PageCache& list_cache() { return list_cache_; }
 
  private:
+  // What showing products needs besides their rows, read for all at once (documents.cpp).
+  struct Related;
+  Related related(db::Tx& tx, const std::vector<db::Row>& products);
+  json render_row(const db::Row& product, const Related& related, bool owner_view) const;
   json render_product(db::Tx& tx, const db::Row& product, bool owner_view);
+  // The smallest rendition of the first ready image of `images` (a product's, in order), or null.
+  json thumbnail(const std::string& product_id, const std::vector<db::Row>& images) const;
+  // The seller's standing changed (seller_profile.* events): their products follow.
+  void on_seller_event(const json& event);
+  // After stock moved: pages forgotten; product.stock_changed where a SKU
+  // ran out or came back (product id, crossed zero).
+  void stock_changed(db::Tx& tx, const std::vector<std::pair<std::string, int64_t>>& touched, const std::string& request_id);
   // Loads the product for its owner (or an admin) to change, locked unless
   // `lock` is false (a read-only transaction cannot lock): 404 when absent or
   // deleted, 403 not_product_owner for another seller.
@@ -199,7 +228,8 @@ class Catalog {
   void changed(db::Tx& tx, const std::string& product_id, const std::string& event, const std::string& request_id);
   // The cached page of the product goes, on every node, when `tx` commits.
   void forget_at_commit(db::Tx& tx, const std::string& product_id);
-  void forget_at_commit(db::Tx& tx, const std::vector<StockLine>& lines);
+  // Every cached page of the seller goes, on every node, when `tx` commits.
+  void forget_seller_at_commit(db::Tx& tx, const std::string& seller_id);
   json image_urls(const std::string& product_id, const std::string& image_id, const json& sizes) const;
   json effective_attributes(db::Tx& tx, const std::string& category_path);
   // 422 invalid_attributes unless every value is an attribute the category
@@ -220,7 +250,7 @@ class Catalog {
   ProductCache cache_;
   api::PageCache list_cache_{std::chrono::milliseconds(1000), 2000};
   PurchasedLines purchases_;
-  std::function<void(const std::string&)> publish_;
+  Publish publish_;
   mutable std::mutex media_mutex_;
   std::string media_base_;
 };

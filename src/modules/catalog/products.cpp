@@ -8,23 +8,11 @@
 #include "core/log.hpp"
 #include "core/time.hpp"
 #include "modules/audit/module.hpp"
+#include "modules/catalog/internal.hpp"
 #include "modules/catalog/module.hpp"
 
 namespace souq::catalog {
 namespace {
-
-constexpr const char* kProductColumns =
-    "p.id, p.seller_id, p.title, p.description, p.brand, p.category_id, p.attributes, p.condition, p.city, p.lat, p.lng,"
-    " p.status, p.rejection_reason, p.currency, p.price_min, p.price_max, p.rating_count, p.rating_total, p.version,"
-    " p.created_at, p.updated_at, p.published_at, p.deleted_at";
-
-constexpr const char* kSkuColumns =
-    "id, product_id, code, price, currency, stock, reserved, attributes, position, created_at, updated_at, deleted_at";
-
-json rating_of(int64_t count, int64_t total) {
-  if (count == 0) return {{"average", nullptr}, {"count", 0}};
-  return {{"average", std::round(double(total) * 100.0 / double(count)) / 100.0}, {"count", count}};
-}
 
 std::optional<db::Row> load_product(db::Tx& tx, const std::string& id, bool lock = false) {
   return tx.query_one(std::string("SELECT ") + kProductColumns + " FROM products p WHERE p.id = $1" +
@@ -133,111 +121,33 @@ void Catalog::changed(db::Tx& tx, const std::string& product_id, const std::stri
 
 void Catalog::forget_at_commit(db::Tx& tx, const std::string& product_id) {
   tx.after_commit([this, product_id] {
-    cache_.forget(product_id);
-    list_cache_.bump();
-    if (publish_) publish_(product_id);
+    forget(product_id);
+    if (publish_) publish_(kProductChanged, product_id);
   });
 }
 
-void Catalog::forget_at_commit(db::Tx& tx, const std::vector<StockLine>& lines) {
-  std::set<std::string> products;
-  for (const auto& l : lines)
-    if (auto p = tx.query_one("SELECT product_id FROM skus WHERE id = $1", {l.sku_id})) products.insert(p->text("product_id"));
-  for (const auto& id : products) forget_at_commit(tx, id);
+void Catalog::forget_seller_at_commit(db::Tx& tx, const std::string& seller_id) {
+  tx.after_commit([this, seller_id] {
+    forget_seller(seller_id);
+    if (publish_) publish_(kSellerChanged, seller_id);
+  });
 }
 
-json Catalog::image_urls(const std::string& product_id, const std::string& image_id, const json& sizes) const {
-  json urls = json::object();
-  std::string base = media_base();
-  for (const auto& w : sizes)
-    urls[std::to_string(w.get<int>())] =
-        base + "/products/" + product_id + "/" + image_id + "/" + std::to_string(w.get<int>()) + ".webp";
-  return urls;
-}
-
-json Catalog::render_product(db::Tx& tx, const db::Row& p, bool owner_view) {
-  std::string id = p.text("id");
-  json skus = json::array();
-  int64_t available = 0;
-  for (const auto& s : tx.query(std::string("SELECT ") + kSkuColumns +
-                                    " FROM skus WHERE product_id = $1 AND deleted_at IS NULL ORDER BY position, id",
-                                {id})) {
-    int64_t free = s.integer("stock") - s.integer("reserved");
-    available += free;
-    json sku = {{"id", s.text("id")},          {"code", s.nullable_text("code")}, {"price", s.integer("price")},
-                {"currency", s.text("currency")}, {"stock", free},                 {"attributes", s.json("attributes")}};
-    if (owner_view) {
-      sku["on_hand"] = s.integer("stock");
-      sku["reserved"] = s.integer("reserved");
-    }
-    skus.push_back(std::move(sku));
-  }
-  json images = json::array(), image_details = json::array();
-  for (const auto& i : tx.query("SELECT id, status, sizes, width, height FROM product_images"
-                                " WHERE product_id = $1 AND deleted_at IS NULL ORDER BY position, id",
-                                {id})) {
-    if (i.text("status") != "ready" && !owner_view) continue;
-    json sizes = i.json("sizes");
-    json urls = image_urls(id, i.text("id"), sizes);
-    if (i.text("status") == "ready" && !sizes.empty()) images.push_back(urls[std::to_string(sizes[0].get<int>())]);
-    image_details.push_back({{"id", i.text("id")},
-                             {"status", i.text("status")},
-                             {"width", i.is_null("width") ? json(nullptr) : json(i.integer("width"))},
-                             {"height", i.is_null("height") ? json(nullptr) : json(i.integer("height"))},
-                             {"urls", urls}});
-  }
-  auto category = tx.query_one("SELECT id, slug, name, path FROM categories WHERE id = $1", {p.text("category_id")});
-  json crumbs = json::array();
-  if (category) {
-    std::string path = category->text("path");
-    std::vector<std::string> ids;
-    for (size_t s = 1, e; (e = path.find('/', s)) != std::string::npos; s = e + 1) ids.push_back(path.substr(s, e - s));
-    db::Params params;
-    std::string in = db::bind_list(params, ids);
-    std::map<std::string, json> found;
-    for (const auto& c : tx.query("SELECT id, slug, name FROM categories WHERE id IN (" + in + ")", params))
-      found[c.text("id")] = {{"id", c.text("id")}, {"slug", c.text("slug")}, {"name", c.text("name")}};
-    for (const auto& cid : ids)
-      if (found.count(cid)) crumbs.push_back(found[cid]);
-  }
-  std::string seller = p.text("seller_id");
-  auto people = identity_.summaries(tx, {seller});
-  auto names = identity_.business_names(tx, {seller});
-  auto stats = tx.query_one("SELECT rating_count, rating_total FROM seller_review_stats WHERE seller_id = $1", {seller});
-  json seller_rating = rating_of(stats ? stats->integer("rating_count") : 0, stats ? stats->integer("rating_total") : 0);
-  json profile = identity::summary_of(people, seller);
-  json out = {
-      {"id", id},
-      {"title", p.text("title")},
-      {"description", p.text("description")},
-      {"brand", p.nullable_text("brand")},
-      {"category", category ? json{{"id", category->text("id")}, {"slug", category->text("slug")},
-                                   {"name", category->text("name")}, {"path", crumbs}}
-                            : json(nullptr)},
-      {"attributes", p.json("attributes")},
-      {"condition", p.text("condition")},
-      {"city", p.nullable_text("city")},
-      {"location", p.is_null("lat") ? json(nullptr) : json{{"lat", p.real("lat")}, {"lng", p.real("lng")}}},
-      {"status", p.text("status")},
-      {"price", p.integer("price_min")},
-      {"price_max", p.integer("price_max")},
-      {"currency", p.text("currency")},
-      {"stock", available},
-      {"skus", skus},
-      {"images", images},
-      {"image_details", image_details},
-      {"seller",
-       {{"id", seller},
-        {"name", names.count(seller) ? names[seller] : profile.value("display_name", "")},
-        {"rating", seller_rating["average"]},
-        {"rating_count", seller_rating["count"]}}},
-      {"rating", rating_of(p.integer("rating_count"), p.integer("rating_total"))},
-      {"version", p.integer("version")},
-      {"created_at", p.text("created_at")},
-      {"updated_at", p.text("updated_at")},
-      {"published_at", p.nullable_text("published_at")}};
-  if (owner_view) out["rejection_reason"] = p.nullable_text("rejection_reason");
-  return out;
+// A seller's account or application changed. Their products are shown only
+// while the account is active and the seller approved; every cached page of
+// theirs goes either way (it embeds their name).
+void Catalog::on_seller_event(const json& event) {
+  const json& payload = event.at("payload");
+  if (!payload.contains("user_id") || !payload["user_id"].is_string()) return;
+  std::string seller = payload["user_id"];
+  std::string request_id = event.contains("request_id") && event["request_id"].is_string() ? event["request_id"].get<std::string>() : "";
+  db_.write([&](db::Tx& tx) {
+    bool active = identity_.is_active(tx, seller) && !identity_.business_names(tx, {seller}).empty();
+    int64_t flag = active ? 1 : 0;
+    if (tx.exec("UPDATE products SET seller_active = $2 WHERE seller_id = $1 AND seller_active <> $2", {seller, flag}) > 0)
+      outbox_.emit(tx, "seller_products.changed", {{"seller_id", seller}, {"active", active}}, seller, request_id);
+    forget_seller_at_commit(tx, seller);
+  });
 }
 
 // ---- SKUs
@@ -319,20 +229,22 @@ json Catalog::product(db::Tx& tx, const std::string& id, const identity::Princip
     if (deleted) out["deleted_at"] = row->text("deleted_at");
     return out;
   }
-  if (deleted || row->text("status") != "active") throw ApiError::not_found("No such product.");
+  if (deleted || row->text("status") != "active" || row->integer("seller_active") == 0)
+    throw ApiError::not_found("No such product.");
   return render_product(tx, *row, false);
 }
 
 std::shared_ptr<const std::string> Catalog::public_product(const std::string& id) {
   if (auto page = cache_.find(id)) return page;
   uint64_t ticket = cache_.ticket();
-  auto page = db_.read([&](db::Tx& tx) -> std::shared_ptr<const std::string> {
+  auto page = db_.read([&](db::Tx& tx) {
     auto row = load_product(tx, id);
-    if (!row || !row->is_null("deleted_at") || row->text("status") != "active") return nullptr;
-    return std::make_shared<const std::string>(dump_json(render_product(tx, *row, false)));
+    if (!row || !row->is_null("deleted_at") || row->text("status") != "active" || row->integer("seller_active") == 0)
+      return std::pair<std::string, std::shared_ptr<const std::string>>{};
+    return std::pair{row->text("seller_id"), std::make_shared<const std::string>(dump_json(render_product(tx, *row, false)))};
   });
-  if (page) cache_.store(id, page, ticket);
-  return page;
+  if (page.second) cache_.store(id, page.first, page.second, ticket);
+  return page.second;
 }
 
 json Catalog::update_product(const identity::Principal& who, const std::string& id, const json& f,
@@ -408,6 +320,7 @@ std::pair<json, json> Catalog::products(db::Tx& tx, const ProductFilter& f, cons
   };
   if (f.seller_id) sql += " AND p.seller_id = " + bind(*f.seller_id);
   if (f.status) sql += " AND p.status = " + bind(*f.status);
+  if (f.public_only) sql += " AND p.status = 'active' AND p.seller_active = 1";
   if (f.category_id) {
     auto cat = tx.query_one("SELECT path FROM categories WHERE id = $1", {*f.category_id});
     if (!cat) return {json::array(), nullptr};
@@ -423,9 +336,11 @@ std::pair<json, json> Catalog::products(db::Tx& tx, const ProductFilter& f, cons
   sql += " ORDER BY p.id DESC LIMIT " + bind(int64_t(f.limit + 1));
   auto rows = tx.query(sql, params);
   bool admin = viewer && viewer->has_role("admin");
+  std::vector<db::Row> shown(rows.begin(), rows.begin() + std::min<std::ptrdiff_t>(rows.size(), f.limit));
+  Related related_rows = related(tx, shown);
   return db::page_of(rows, f.limit, [&](const db::Row& r) {
     bool owner = admin || (viewer && viewer->user_id == r.text("seller_id"));
-    return render_product(tx, r, owner);
+    return render_row(r, related_rows, owner);
   });
 }
 
@@ -530,7 +445,7 @@ std::vector<SkuQuote> Catalog::quote(db::Tx& tx, const std::vector<std::string>&
   std::string in = db::bind_list(params, sku_ids);
   std::map<std::string, SkuQuote> found;
   for (const auto& r : tx.query("SELECT s.id, s.product_id, s.price, s.currency, s.stock, s.reserved, s.attributes,"
-                                " s.deleted_at AS sku_deleted, p.seller_id, p.title, p.status, p.category_id,"
+                                " s.deleted_at AS sku_deleted, p.seller_id, p.title, p.status, p.category_id, p.seller_active,"
                                 " p.deleted_at AS product_deleted FROM skus s JOIN products p ON p.id = s.product_id"
                                 " WHERE s.id IN (" + in + ")",
                                 params)) {
@@ -547,19 +462,23 @@ std::vector<SkuQuote> Catalog::quote(db::Tx& tx, const std::vector<std::string>&
     q.reserved = r.integer("reserved");
     q.attributes = r.json("attributes");
     q.deleted = !r.is_null("sku_deleted") || !r.is_null("product_deleted");
-    auto img = tx.query_one("SELECT id, sizes FROM product_images WHERE product_id = $1 AND status = 'ready'"
-                            " AND deleted_at IS NULL ORDER BY position, id LIMIT 1",
-                            {q.product_id});
-    if (img) {
-      // The smallest rendition (a thumbnail for order lines), not whichever
-      // width sorts last as text.
-      json sizes = img->json("sizes");
-      if (!sizes.empty()) {
-        int smallest = *std::min_element(sizes.begin(), sizes.end());
-        q.image = image_urls(q.product_id, img->text("id"), json::array({smallest}))[std::to_string(smallest)];
-      }
-    }
+    q.seller_active = r.integer("seller_active") != 0;
     found[q.sku_id] = std::move(q);
+  }
+  // Each line's thumbnail (the smallest rendition of the first ready image).
+  std::vector<std::string> products;
+  for (const auto& [_, q] : found) products.push_back(q.product_id);
+  std::sort(products.begin(), products.end());
+  products.erase(std::unique(products.begin(), products.end()), products.end());
+  if (!products.empty()) {
+    db::Params image_params;
+    std::string image_in = db::bind_list(image_params, products);
+    std::map<std::string, std::vector<db::Row>> images;
+    for (const auto& i : tx.query("SELECT id, product_id, status, sizes FROM product_images WHERE product_id IN (" +
+                                      image_in + ") AND status = 'ready' AND deleted_at IS NULL ORDER BY product_id, position, id",
+                                  image_params))
+      images[i.text("product_id")].push_back(i);
+    for (auto& [_, q] : found) q.image = thumbnail(q.product_id, images[q.product_id]);
   }
   for (const auto& id : sku_ids)
     if (auto it = found.find(id); it != found.end()) out.push_back(it->second);
@@ -581,116 +500,79 @@ void per_line(std::vector<StockLine> lines, F fn) {
 }
 }  // namespace
 
-void Catalog::reserve(db::Tx& tx, const std::vector<StockLine>& lines, const std::string&) {
+// Each stock change returns the product and what its SKU has left: the
+// product's cached page goes, and the search index hears of a SKU that ran
+// out or came back (in_stock), not of every unit sold.
+void Catalog::stock_changed(db::Tx& tx, const std::vector<std::pair<std::string, int64_t>>& touched,
+                            const std::string& request_id) {
+  std::map<std::string, bool> products;  // product id → a SKU crossed zero
+  for (const auto& [product_id, crossed] : touched) products[product_id] |= crossed != 0;
+  for (const auto& [product_id, crossed] : products) {
+    forget_at_commit(tx, product_id);
+    if (crossed) outbox_.emit(tx, "product.stock_changed", {{"product_id", product_id}}, product_id, request_id);
+  }
+}
+
+void Catalog::reserve(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
+  std::vector<std::pair<std::string, int64_t>> touched;
   per_line(lines, [&](const StockLine& l) {
-    if (tx.exec("UPDATE skus SET reserved = reserved + $2 WHERE id = $1 AND deleted_at IS NULL"
-                " AND stock - reserved >= $2",
-                {l.sku_id, l.quantity}) == 0) {
+    auto row = tx.query_one("UPDATE skus SET reserved = reserved + $2 WHERE id = $1 AND deleted_at IS NULL"
+                            " AND stock - reserved >= $2 RETURNING product_id, stock - reserved AS available",
+                            {l.sku_id, l.quantity});
+    if (!row) {
       auto now = tx.query_one("SELECT stock - reserved AS available FROM skus WHERE id = $1", {l.sku_id});
       throw ApiError::conflict("insufficient_stock", "Not enough stock left for this item.",
                                {{"sku_id", l.sku_id}, {"requested", l.quantity},
                                 {"available", now ? now->integer("available") : 0}});
     }
+    touched.emplace_back(row->text("product_id"), row->integer("available") == 0);
   });
-  forget_at_commit(tx, lines);
+  stock_changed(tx, touched, request_id);
 }
 
 namespace {
-void stock_update(db::Tx& tx, const std::vector<StockLine>& lines, const char* sql, const char* what) {
+// Whether a change can take a SKU's available units to zero or up from it.
+enum class Crossing { none, up_from_zero };
+
+// `sql` ends with RETURNING product_id, stock - reserved AS available.
+std::vector<std::pair<std::string, int64_t>> stock_update(db::Tx& tx, const std::vector<StockLine>& lines, const char* sql,
+                                                          const char* what, Crossing crossing) {
+  std::vector<std::pair<std::string, int64_t>> touched;
   per_line(lines, [&](const StockLine& l) {
-    if (tx.exec(sql, {l.sku_id, l.quantity}) == 0)
-      throw std::logic_error(std::string("stock ") + what + " found nothing to change for " + l.sku_id);
+    auto row = tx.query_one(sql, {l.sku_id, l.quantity});
+    if (!row) throw std::logic_error(std::string("stock ") + what + " found nothing to change for " + l.sku_id);
+    int64_t available = row->integer("available");
+    touched.emplace_back(row->text("product_id"), crossing == Crossing::up_from_zero && available == l.quantity);
   });
+  return touched;
 }
 }  // namespace
 
-void Catalog::commit(db::Tx& tx, const std::vector<StockLine>& lines, const std::string&) {
-  stock_update(tx, lines, "UPDATE skus SET stock = stock - $2, reserved = reserved - $2 WHERE id = $1 AND reserved >= $2",
-               "commit");
-  forget_at_commit(tx, lines);
+void Catalog::commit(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
+  // What can be bought does not change: the reserved units leave the shelf.
+  stock_changed(tx,
+                stock_update(tx, lines,
+                             "UPDATE skus SET stock = stock - $2, reserved = reserved - $2 WHERE id = $1 AND reserved >= $2"
+                             " RETURNING product_id, stock - reserved AS available",
+                             "commit", Crossing::none),
+                request_id);
 }
 
-void Catalog::release(db::Tx& tx, const std::vector<StockLine>& lines, const std::string&) {
-  stock_update(tx, lines, "UPDATE skus SET reserved = reserved - $2 WHERE id = $1 AND reserved >= $2", "release");
-  forget_at_commit(tx, lines);
+void Catalog::release(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
+  stock_changed(tx,
+                stock_update(tx, lines,
+                             "UPDATE skus SET reserved = reserved - $2 WHERE id = $1 AND reserved >= $2"
+                             " RETURNING product_id, stock - reserved AS available",
+                             "release", Crossing::up_from_zero),
+                request_id);
 }
 
-void Catalog::restock(db::Tx& tx, const std::vector<StockLine>& lines, const std::string&) {
-  stock_update(tx, lines, "UPDATE skus SET stock = stock + $2 WHERE id = $1", "restock");
-  forget_at_commit(tx, lines);
-}
-
-// ---- search
-
-std::optional<json> Catalog::search_document(db::Tx& tx, const std::string& product_id) {
-  auto row = load_product(tx, product_id);
-  if (!row || !row->is_null("deleted_at") || row->text("status") != "active") return std::nullopt;
-  auto category = tx.query_one("SELECT path FROM categories WHERE id = $1", {row->text("category_id")});
-  std::string path = category ? category->text("path") : "";
-  json category_names = json::array();
-  {
-    std::vector<std::string> ids;
-    for (size_t s = 1, e; (e = path.find('/', s)) != std::string::npos; s = e + 1) ids.push_back(path.substr(s, e - s));
-    if (!ids.empty()) {
-      db::Params params;
-      std::string in = db::bind_list(params, ids);
-      for (const auto& c : tx.query("SELECT name FROM categories WHERE id IN (" + in + ")", params))
-        category_names.push_back(c.text("name"));
-    }
-  }
-  json sku_attributes = json::array();
-  int64_t available = 0;
-  for (const auto& s : tx.query("SELECT attributes, stock - reserved AS available FROM skus"
-                                " WHERE product_id = $1 AND deleted_at IS NULL",
-                                {product_id})) {
-    sku_attributes.push_back(s.json("attributes"));
-    available += s.integer("available");
-  }
-  // The first ready image's smallest rendition, for results pages.
-  json image = nullptr;
-  if (auto img = tx.query_one("SELECT id, sizes FROM product_images WHERE product_id = $1 AND status = 'ready'"
-                              " AND deleted_at IS NULL ORDER BY position, id LIMIT 1",
-                              {product_id})) {
-    json sizes = img->json("sizes");
-    if (!sizes.empty()) {
-      int smallest = *std::min_element(sizes.begin(), sizes.end());
-      image = image_urls(product_id, img->text("id"), json::array({smallest}))[std::to_string(smallest)];
-    }
-  }
-  std::string seller = row->text("seller_id");
-  auto names = identity_.business_names(tx, {seller});
-  json rating = rating_of(row->integer("rating_count"), row->integer("rating_total"));
-  return json{{"id", product_id},
-              {"image", image},
-              {"seller_id", seller},
-              {"seller_name", names.count(seller) ? names[seller] : ""},
-              {"title", row->text("title")},
-              {"description", row->text("description")},
-              {"brand", row->nullable_text("brand")},
-              {"category_id", row->text("category_id")},
-              {"category_path", path},
-              {"category_names", category_names},
-              {"attributes", row->json("attributes")},
-              {"sku_attributes", sku_attributes},
-              {"condition", row->text("condition")},
-              {"city", row->nullable_text("city")},
-              {"lat", row->is_null("lat") ? json(nullptr) : json(row->real("lat"))},
-              {"lng", row->is_null("lng") ? json(nullptr) : json(row->real("lng"))},
-              {"price_min", row->integer("price_min")},
-              {"price_max", row->integer("price_max")},
-              {"currency", row->text("currency")},
-              {"in_stock", available > 0},
-              {"rating", rating["average"]},
-              {"rating_count", rating["count"]},
-              {"published_at", row->nullable_text("published_at")},
-              {"created_at", row->text("created_at")}};
-}
-
-std::vector<std::string> Catalog::product_ids(db::Tx& tx, const std::string& after, int limit) {
-  std::vector<std::string> out;
-  for (const auto& r : tx.query("SELECT id FROM products WHERE id > $1 ORDER BY id LIMIT $2", {after, int64_t(limit)}))
-    out.push_back(r.text("id"));
-  return out;
+void Catalog::restock(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
+  stock_changed(tx,
+                stock_update(tx, lines,
+                             "UPDATE skus SET stock = stock + $2 WHERE id = $1 RETURNING product_id, stock - reserved AS available",
+                             "restock", Crossing::up_from_zero),
+                request_id);
 }
 
 }  // namespace souq::catalog

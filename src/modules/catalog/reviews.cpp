@@ -94,6 +94,7 @@ json Catalog::create_review(const identity::Principal& who, const std::string& p
                   {"rating", rating}},
                  id, request_id);
     changed(tx, product_id, "product.reviewed", request_id);
+    forget_seller_at_commit(tx, seller);  // every page of the seller shows their rating
     auto people = identity_.summaries(tx, {who.user_id});
     return review_json(*load_review(tx, id, false), people);
   });
@@ -139,6 +140,7 @@ json Catalog::set_review_status(const identity::Principal& admin, const std::str
       tx.exec("UPDATE product_reviews SET status = $2, updated_at = $3 WHERE id = $1", {review_id, status, now_text()});
       count_rating(tx, r->text("product_id"), r->text("seller_id"), r->integer("rating"), status == "hidden" ? -1 : +1);
       changed(tx, r->text("product_id"), "product.reviewed", request_id);
+      forget_seller_at_commit(tx, r->text("seller_id"));
     }
     audit::record(tx, {admin.user_id, "review." + std::string(status == "hidden" ? "hide" : "show"), "review", review_id,
                        reason, json::object(), request_id});

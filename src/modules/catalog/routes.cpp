@@ -271,6 +271,7 @@ void register_routes(api::Router& router, Catalog& c, identity::Identity& identi
         if (f.status && *f.status != "active")
           throw ApiError::validation({{"status", "only active products are listed publicly; add mine=true for your own"}});
         f.status = "active";
+        f.public_only = true;
       }
       return c.products(tx, f, viewer);
     };
@@ -283,7 +284,9 @@ void register_routes(api::Router& router, Catalog& c, identity::Identity& identi
   router.get("/api/v1/products/{id:id}", [&](Request& req) -> awaitable<Response> {
     std::string id = req.param("id");
     if (req.header(http::field::authorization).empty()) {
-      auto page = co_await blocking.run([&] { return c.public_product(id); });
+      // A page in memory is answered here, without a trip to the blocking pool.
+      auto page = c.cache().find(id);
+      if (!page) page = co_await blocking.run([&] { return c.public_product(id); });
       if (!page) throw ApiError::not_found("No such product.");
       co_return api::ok_rendered(req, *page, nullptr);
     }

@@ -65,8 +65,12 @@ void Orders::register_actions(transactions::Actions& actions, Orders* o) {
     if (c.tx.exec("UPDATE order_details SET stock = 'released' WHERE order_id = $1 AND stock = 'reserved'", {c.txn.id}) == 1)
       o.catalog_.release(c.tx, o.lines_of(c.tx, c.txn.id), c.request_id);
   }));
-  actions.add("restock", spec("Return a paid order's stock to the shelf", [](Orders& o, transactions::ActionContext& c) {
-    if (c.tx.exec("UPDATE order_details SET stock = 'returned' WHERE order_id = $1 AND stock = 'committed'", {c.txn.id}) == 1)
+  // Goods that left with the carrier are not on the shelf: a shipped order's
+  // stock stays sold (the seller restocks what comes back by hand).
+  actions.add("restock", spec("Return an unshipped order's stock to the shelf", [](Orders& o, transactions::ActionContext& c) {
+    if (c.tx.exec("UPDATE order_details SET stock = 'returned' WHERE order_id = $1 AND stock = 'committed'"
+                  " AND shipped_at IS NULL",
+                  {c.txn.id}) == 1)
       o.catalog_.restock(c.tx, o.lines_of(c.tx, c.txn.id), c.request_id);
     else if (c.tx.exec("UPDATE order_details SET stock = 'released' WHERE order_id = $1 AND stock = 'reserved'", {c.txn.id}) == 1)
       o.catalog_.release(c.tx, o.lines_of(c.tx, c.txn.id), c.request_id);

@@ -61,6 +61,27 @@ std::optional<std::string> state_param(const Request& req) {
   return state;
 }
 
+// ?limit=&cursor=&state= of every order list.
+OrderFilter list_filter(const Request& req) {
+  OrderFilter f;
+  f.limit = api::page_limit(req, 20, 100);
+  f.before = api::page_cursor(req);
+  f.state = state_param(req);
+  return f;
+}
+
+// One page of orders as `f` says, for the signed-in caller; `check` (if
+// any) decides first whether the caller may ask.
+awaitable<Response> list_orders(Request& req, Orders& o, identity::Identity& identity, BlockingPool& blocking,
+                                OrderFilter f, std::function<void(const Principal&)> check = {}) {
+  auto read = [&o, f, check](db::Tx& tx, const Principal& who) {
+    if (check) check(who);
+    return o.orders(tx, f, who);
+  };
+  auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
+  co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+}
+
 }  // namespace
 
 void register_policies(identity::Policy& policy) {
@@ -126,14 +147,9 @@ void register_routes(api::Router& router, Orders& o, identity::Identity& identit
   });
 
   router.get("/api/v1/orders", [&](Request& req) -> awaitable<Response> {
-    OrderFilter f;
-    f.limit = api::page_limit(req, 20, 100);
-    f.before = api::page_cursor(req);
-    f.state = state_param(req);
+    OrderFilter f = list_filter(req);
     f.role = "buyer";
-    auto read = [&o, f](db::Tx& tx, const Principal& who) { return o.orders(tx, f, who); };
-    auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
-    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+    co_return co_await list_orders(req, o, identity, blocking, f);
   });
 
   router.get("/api/v1/orders/{id:id}", [&](Request& req) -> awaitable<Response> {
@@ -156,14 +172,9 @@ void register_routes(api::Router& router, Orders& o, identity::Identity& identit
 
   // ---- the seller's side
   router.get("/api/v1/seller/orders", [&](Request& req) -> awaitable<Response> {
-    OrderFilter f;
-    f.limit = api::page_limit(req, 20, 100);
-    f.before = api::page_cursor(req);
-    f.state = state_param(req);
+    OrderFilter f = list_filter(req);
     f.role = "seller";
-    auto read = [&o, f](db::Tx& tx, const Principal& who) { return o.orders(tx, f, who); };
-    auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
-    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+    co_return co_await list_orders(req, o, identity, blocking, f);
   });
 
   router.put("/api/v1/seller/orders/{id:id}/ship", [&](Request& req) -> awaitable<Response> {
@@ -185,21 +196,14 @@ void register_routes(api::Router& router, Orders& o, identity::Identity& identit
 
   // ---- admins
   router.get("/api/v1/admin/orders", [&](Request& req) -> awaitable<Response> {
-    OrderFilter f;
-    f.limit = api::page_limit(req, 20, 100);
-    f.before = api::page_cursor(req);
-    f.state = state_param(req);
+    OrderFilter f = list_filter(req);
     f.everyone = true;
     f.buyer_id = req.query_param("buyer");
     f.seller_id = req.query_param("seller");
     for (auto* p : {&f.buyer_id, &f.seller_id})
       if (*p && !is_id(**p, "usr")) throw ApiError::validation({{p == &f.buyer_id ? "buyer" : "seller", "must be a user id"}});
-    auto read = [&o, &policy, f](db::Tx& tx, const Principal& who) {
-      policy.check(who, "orders.admin");
-      return o.orders(tx, f, who);
-    };
-    auto [items, next] = co_await identity::authed_read(req, identity, blocking, read);
-    co_return api::ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+    co_return co_await list_orders(req, o, identity, blocking, f,
+                                   [&policy](const Principal& who) { policy.check(who, "orders.admin"); });
   });
 }
 

@@ -29,8 +29,6 @@ struct Search::Categories {
 
 namespace {
 
-constexpr int kCategoryBatch = 200;
-
 std::vector<std::string> path_ids(const std::string& path) {
   std::vector<std::string> ids;
   for (size_t s = 1, e; s < path.size() && (e = path.find('/', s)) != std::string::npos; s = e + 1)
@@ -63,18 +61,6 @@ const std::vector<std::string> kProductColumns = {
 const std::vector<std::string> kSellerColumns = {"user_id", "profile_id", "name_key", "city", "city_key",
                                                  "approved_at", "hit", "indexed_at"};
 
-// INSERT … ON CONFLICT (key) DO UPDATE every other column … RETURNING doc.
-std::string upsert_sql(const std::string& table, const std::vector<std::string>& columns) {
-  std::string names, values, updates;
-  for (size_t i = 0; i < columns.size(); ++i) {
-    names += (i ? ", " : "") + columns[i];
-    values += (i ? ", $" : "$") + std::to_string(i + 1);
-    if (i) updates += (i > 1 ? ", " : "") + columns[i] + " = excluded." + columns[i];
-  }
-  return "INSERT INTO " + table + " (" + names + ") VALUES (" + values + ") ON CONFLICT (" + columns[0] +
-         ") DO UPDATE SET " + updates + " RETURNING doc";
-}
-
 }  // namespace
 
 Search::Search(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, catalog::Catalog& catalog,
@@ -87,9 +73,13 @@ Search::~Search() = default;
 
 void Search::register_jobs() {
   auto handler = [this](const json& event) { on_event(event); };
-  for (const char* family : {"product.*", "category.*", "seller_profile.*"}) outbox_.subscribe(family, "search", handler);
+  for (const char* family : {"product.*", "category.*", "seller_profile.*", "seller_products.*"})
+    outbox_.subscribe(family, "search", handler);
   queue_.handle("search.category", [this](const jobs::Job& job) {
     reindex_category(job.payload.at("category_id"), job.payload.value("after", ""));
+  });
+  queue_.handle("search.seller", [this](const jobs::Job& job) {
+    reindex_seller(job.payload.at("seller_id"), job.payload.value("after", ""));
   });
 }
 
@@ -99,47 +89,26 @@ void Search::on_event(const json& event) {
   if (type.rfind("product.", 0) == 0) index_product(payload.at("product_id").get<std::string>());
   else if (type == "category.updated") reindex_category(payload.at("category_id"), "");
   else if (type.rfind("seller_profile.", 0) == 0) index_seller(payload.at("profile_id").get<std::string>());
+  else if (type == "seller_products.changed") reindex_seller(payload.at("seller_id"), "");
   // category.created and category.deleted: no product is filed there.
 }
 
 // ---- products
 
-void Search::index_product(const std::string& product_id) {
+void Search::index_product(const std::string& product_id) { index_products({product_id}); }
+
+void Search::index_products(const std::vector<std::string>& product_ids) {
   db_.write([&](db::Tx& tx) {
     Categories categories{catalog_, {}};
-    index_product(tx, product_id, categories);
+    index_products(tx, product_ids, categories);
   });
 }
 
-void Search::index_product(db::Tx& tx, const std::string& id, Categories& categories) {
-  text_->lock(tx, "product:" + id);
-  touched(tx);
-  auto found = catalog_.search_document(tx, id);
-  if (!found) {
-    remove_product(tx, id);
-    return;
-  }
-  const json& d = *found;
-  std::vector<std::string> path = path_ids(d.value("category_path", ""));
-  json category = categories.summary(tx, d.at("category_id"));
-  json published = d["published_at"].is_string() ? d["published_at"] : d["created_at"];
-  json location = d["lat"].is_number() && d["lng"].is_number() ? json{{"lat", d["lat"]}, {"lng", d["lng"]}} : json(nullptr);
-  json hit = {{"id", id},
-              {"title", d["title"]},
-              {"brand", d["brand"]},
-              {"price", d["price_min"]},
-              {"price_max", d["price_max"]},
-              {"currency", d["currency"]},
-              {"image", d.value("image", json(nullptr))},
-              {"seller", {{"id", d["seller_id"]}, {"name", d["seller_name"]}}},
-              {"rating", {{"average", d["rating"]}, {"count", d["rating_count"]}}},
-              {"city", d["city"]},
-              {"location", location},
-              {"condition", d["condition"]},
-              {"category", category},
-              {"in_stock", d["in_stock"]},
-              {"published_at", published}};
-  db::Params params = {id, d["seller_id"].get<std::string>(), d["category_id"].get<std::string>()};
+namespace {
+
+// A product's row of search_products (kProductColumns, in order) from its document.
+db::Params product_row(const json& d, const std::vector<std::string>& path, const json& published) {
+  db::Params params = {d["id"].get<std::string>(), d["seller_id"].get<std::string>(), d["category_id"].get<std::string>()};
   for (int level = 0; level < kCategoryLevels; ++level)
     params.push_back(size_t(level) < path.size() ? db::Value(path[size_t(level)]) : db::Value(nullptr));
   params.push_back(text_or_null(d["brand"]));
@@ -158,52 +127,165 @@ void Search::index_product(db::Tx& tx, const std::string& id, Categories& catego
   params.push_back(d.value("rating_count", int64_t(0)));
   params.push_back(published.get<std::string>());
   params.push_back(now_text());
-  static const std::string upsert = upsert_sql("search_products", kProductColumns);
-  int64_t doc = tx.query_one(upsert, params)->integer("doc");
-  tx.exec("INSERT INTO search_product_hits (doc, hit) VALUES ($1, $2) ON CONFLICT (doc) DO UPDATE SET hit = excluded.hit",
-          {doc, dump_json(hit)});
+  return params;
+}
 
-  // Attribute values, the product's and its SKUs', each once.
-  std::map<std::pair<std::string, std::string>, std::string> values;
-  std::vector<std::string> attribute_words;
-  auto collect = [&](const json& attributes) {
-    if (!attributes.is_object()) return;
-    for (const auto& [key, value] : attributes.items()) {
-      std::string text = text_of(value);
-      std::string folded = fold(text);
-      if (folded.empty() || text.size() > 200) continue;
-      if (values.emplace(std::make_pair(key, folded), text).second) append(attribute_words, words(text));
-    }
-  };
-  collect(d.value("attributes", json::object()));
-  for (const auto& sku : d.value("sku_attributes", json::array())) collect(sku);
-  tx.exec("DELETE FROM search_product_attributes WHERE doc = $1", {doc});
-  std::vector<db::Value> rows;
-  auto level = [&](size_t n) { return n < path.size() ? db::Value(path[n]) : db::Value(nullptr); };
-  for (const auto& [kv, text] : values)
-    for (db::Value v : {db::Value(doc), db::Value(kv.first), db::Value(kv.second), db::Value(text), level(0), level(1), level(2)})
-      rows.push_back(std::move(v));
-  db::bulk_insert(tx, "search_product_attributes (doc, key, value_key, value, cat0, cat1, cat2)", 7, rows);
+// What a results page shows of a product.
+json product_hit(const json& d, const json& category, const json& published) {
+  json location = d["lat"].is_number() && d["lng"].is_number() ? json{{"lat", d["lat"]}, {"lng", d["lng"]}} : json(nullptr);
+  return {{"id", d["id"]},
+          {"title", d["title"]},
+          {"brand", d["brand"]},
+          {"price", d["price_min"]},
+          {"price_max", d["price_max"]},
+          {"currency", d["currency"]},
+          {"image", d.value("image", json(nullptr))},
+          {"seller", {{"id", d["seller_id"]}, {"name", d["seller_name"]}}},
+          {"rating", {{"average", d["rating"]}, {"count", d["rating_count"]}}},
+          {"city", d["city"]},
+          {"location", location},
+          {"condition", d["condition"]},
+          {"category", category},
+          {"in_stock", d["in_stock"]},
+          {"published_at", published}};
+}
 
-  std::string category_names;
-  for (const auto& name : d.value("category_names", json::array()))
-    if (name.is_string()) category_names += name.get<std::string>() + " ";
-  FieldWords text = {words(d.value("title", "")), words(d["brand"].is_string() ? d["brand"].get<std::string>() : ""),
-                     words(category_names), attribute_words, words(d.value("description", ""))};
-  text_->put(tx, kProductText, doc, text);
+// "$1, $2 …" of integers.
+std::string doc_list(db::Params& params, const std::vector<int64_t>& docs) {
+  std::string out;
+  for (int64_t d : docs) {
+    params.push_back(d);
+    out += (out.empty() ? "$" : ", $") + std::to_string(params.size());
+  }
+  return out;
+}
+
+}  // namespace
+
+// Each document's words go in with its row where the index keeps them there
+// (PostgreSQL), or beside it afterwards (SQLite's FTS5 table). The first
+// column is the document's key; the docs come back in the rows' order.
+std::vector<int64_t> Search::upsert_documents(db::Tx& tx, const TextTable& table, std::vector<std::string> columns,
+                                              const std::vector<db::Params>& rows, const std::vector<FieldWords>& text) {
+  const char* in_row = text_->row_column();
+  if (in_row) columns.push_back(in_row);
+  std::string names, updates;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    names += (c ? ", " : "") + columns[c];
+    if (c) updates += (c > 1 ? ", " : "") + columns[c] + " = excluded." + columns[c];
+  }
+  std::vector<db::Value> values;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    values.insert(values.end(), rows[i].begin(), rows[i].end());
+    if (in_row) values.emplace_back(text_->row_words(table, text[i]));
+  }
+  std::map<std::string, int64_t> docs;
+  for (const auto& r : db::bulk_insert(tx, std::string(table.table) + " (" + names + ")", columns.size(), values,
+                                       "ON CONFLICT (" + columns[0] + ") DO UPDATE SET " + updates + " RETURNING doc, " +
+                                           columns[0]))
+    docs[r.text(columns[0])] = r.integer("doc");
+  std::vector<int64_t> out;
+  DocWords beside;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    int64_t doc = docs.at(rows[i][0].as_string());
+    out.push_back(doc);
+    if (!in_row) beside.emplace_back(doc, text[i]);
+  }
+  text_->put(tx, table, beside);
+  return out;
+}
+
+void Search::index_products(db::Tx& tx, std::vector<std::string> ids, Categories& categories) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.empty()) return;
+  std::vector<std::string> subjects;
+  for (const auto& id : ids) subjects.push_back("product:" + id);
+  text_->lock(tx, subjects);
+  touched(tx);
+  std::vector<json> documents = catalog_.search_documents(tx, ids);
+  // Those without a document should not be found.
+  std::set<std::string> found;
+  for (const auto& d : documents) found.insert(d["id"].get<std::string>());
+  std::vector<std::string> gone;
+  for (const auto& id : ids)
+    if (!found.count(id)) gone.push_back(id);
+  remove_products(tx, gone);
+  if (documents.empty()) return;
+
+  std::vector<db::Params> rows;
+  std::vector<FieldWords> text;
+  std::vector<std::string> hits;
+  // Attribute values, each product's own and its SKUs', each once:
+  // (key, folded value) → value as written.
+  std::vector<std::map<std::pair<std::string, std::string>, std::string>> values(documents.size());
+  std::vector<std::vector<std::string>> paths;
+  for (size_t n = 0; n < documents.size(); ++n) {
+    const json& d = documents[n];
+    paths.push_back(path_ids(d.value("category_path", "")));
+    json published = d["published_at"].is_string() ? d["published_at"] : d["created_at"];
+    rows.push_back(product_row(d, paths.back(), published));
+    hits.push_back(dump_json(product_hit(d, categories.summary(tx, d.at("category_id")), published)));
+    std::vector<std::string> attribute_words;
+    auto collect = [&](const json& attributes) {
+      if (!attributes.is_object()) return;
+      for (const auto& [key, value] : attributes.items()) {
+        std::string text_value = text_of(value);
+        std::string folded = fold(text_value);
+        if (folded.empty() || text_value.size() > 200) continue;
+        if (values[n].emplace(std::make_pair(key, folded), text_value).second) append(attribute_words, words(text_value));
+      }
+    };
+    collect(d.value("attributes", json::object()));
+    for (const auto& sku : d.value("sku_attributes", json::array())) collect(sku);
+    std::string category_names;
+    for (const auto& name : d.value("category_names", json::array()))
+      if (name.is_string()) category_names += name.get<std::string>() + " ";
+    text.push_back({words(d.value("title", "")), words(d["brand"].is_string() ? d["brand"].get<std::string>() : ""),
+                    words(category_names), attribute_words, words(d.value("description", ""))});
+  }
+  std::vector<int64_t> docs = upsert_documents(tx, kProductText, kProductColumns, rows, text);
+
+  std::vector<db::Value> hit_rows;
+  for (size_t n = 0; n < docs.size(); ++n) {
+    hit_rows.emplace_back(docs[n]);
+    hit_rows.emplace_back(hits[n]);
+  }
+  db::bulk_insert(tx, "search_product_hits (doc, hit)", 2, hit_rows,
+                  "ON CONFLICT (doc) DO UPDATE SET hit = excluded.hit");
+
+  db::Params in_params;
+  std::string in = doc_list(in_params, docs);
+  tx.exec("DELETE FROM search_product_attributes WHERE doc IN (" + in + ")", in_params);
+  std::vector<db::Value> attribute_rows;
+  for (size_t n = 0; n < docs.size(); ++n) {
+    auto level = [&](size_t k) { return k < paths[n].size() ? db::Value(paths[n][k]) : db::Value(nullptr); };
+    for (const auto& [kv, value] : values[n])
+      for (db::Value v : {db::Value(docs[n]), db::Value(kv.first), db::Value(kv.second), db::Value(value), level(0),
+                          level(1), level(2)})
+        attribute_rows.push_back(std::move(v));
+  }
+  db::bulk_insert(tx, "search_product_attributes (doc, key, value_key, value, cat0, cat1, cat2)", 7, attribute_rows);
+
   std::vector<std::string> all;
-  for (const auto& field : text) append(all, field);
+  for (const auto& fields : text)
+    for (const auto& field : fields) append(all, field);
   add_terms(tx, all);
 }
 
-void Search::remove_product(db::Tx& tx, const std::string& product_id) {
-  auto row = tx.query_one("SELECT doc FROM search_products WHERE product_id = $1", {product_id});
-  if (!row) return;
-  int64_t doc = row->integer("doc");
-  text_->remove(tx, kProductText, doc);
-  tx.exec("DELETE FROM search_product_attributes WHERE doc = $1", {doc});
-  tx.exec("DELETE FROM search_product_hits WHERE doc = $1", {doc});
-  tx.exec("DELETE FROM search_products WHERE doc = $1", {doc});
+void Search::remove_products(db::Tx& tx, const std::vector<std::string>& product_ids) {
+  if (product_ids.empty()) return;
+  db::Params params;
+  std::string in = db::bind_list(params, product_ids);
+  std::vector<int64_t> docs;
+  for (const auto& r : tx.query("SELECT doc FROM search_products WHERE product_id IN (" + in + ")", params))
+    docs.push_back(r.integer("doc"));
+  if (docs.empty()) return;
+  text_->remove(tx, kProductText, docs);
+  db::Params doc_params;
+  std::string doc_in = doc_list(doc_params, docs);
+  for (const char* table : {"search_product_attributes", "search_product_hits", "search_products"})
+    tx.exec(std::string("DELETE FROM ") + table + " WHERE doc IN (" + doc_in + ")", doc_params);
 }
 
 // A renamed or moved category changes its products' documents (their
@@ -216,12 +298,24 @@ void Search::reindex_category(const std::string& category_id, const std::string&
     std::vector<std::string> ids;
     for (const auto& r : tx.query("SELECT product_id FROM search_products WHERE (" + in_subtree +
                                       ") AND product_id > $2 ORDER BY product_id LIMIT $3",
-                                  {category_id, after, int64_t(kCategoryBatch)}))
+                                  {category_id, after, int64_t(kFollowBatch)}))
       ids.push_back(r.text("product_id"));
     Categories categories{catalog_, {}};
-    for (const auto& id : ids) index_product(tx, id, categories);
-    if (int(ids.size()) == kCategoryBatch)
+    index_products(tx, ids, categories);
+    if (int(ids.size()) == kFollowBatch)
       queue_.enqueue(tx, "search.category", {{"category_id", category_id}, {"after", ids.back()}});
+  });
+}
+
+// A seller was suspended or came back: each of their products is found, or
+// not, again; a batch per job.
+void Search::reindex_seller(const std::string& seller_id, const std::string& after) {
+  db_.write([&](db::Tx& tx) {
+    std::vector<std::string> ids = catalog_.product_ids(tx, after, kFollowBatch, seller_id);
+    Categories categories{catalog_, {}};
+    index_products(tx, ids, categories);
+    if (int(ids.size()) == kFollowBatch)
+      queue_.enqueue(tx, "search.seller", {{"seller_id", seller_id}, {"after", ids.back()}});
   });
 }
 
@@ -232,7 +326,7 @@ void Search::index_seller(const std::string& profile_id) {
 }
 
 void Search::index_seller(db::Tx& tx, const std::string& profile_id) {
-  text_->lock(tx, "seller:" + profile_id);
+  text_->lock(tx, {"seller:" + profile_id});
   touched(tx);
   auto p = identity_.seller_profile(tx, profile_id);
   if (!p) return;
@@ -251,10 +345,8 @@ void Search::index_seller(db::Tx& tx, const std::string& profile_id) {
               {"approved_at", approved}};
   db::Params params = {user_id, profile_id, fold(name), db::null_if_empty(city), db::null_if_empty(fold(city)),
                        approved.get<std::string>(), dump_json(hit), now_text()};
-  static const std::string upsert = upsert_sql("search_sellers", kSellerColumns);
-  int64_t doc = tx.query_one(upsert, params)->integer("doc");
   FieldWords text = {words(name), words(city), words(description)};
-  text_->put(tx, kSellerText, doc, text);
+  upsert_documents(tx, kSellerText, kSellerColumns, {params}, {text});
   std::vector<std::string> all;
   for (const auto& field : text) append(all, field);
   add_terms(tx, all);
@@ -263,7 +355,7 @@ void Search::index_seller(db::Tx& tx, const std::string& profile_id) {
 void Search::remove_seller(db::Tx& tx, const std::string& user_id) {
   auto row = tx.query_one("SELECT doc FROM search_sellers WHERE user_id = $1", {user_id});
   if (!row) return;
-  text_->remove(tx, kSellerText, row->integer("doc"));
+  text_->remove(tx, kSellerText, {row->integer("doc")});
   tx.exec("DELETE FROM search_sellers WHERE doc = $1", {row->integer("doc")});
 }
 
@@ -338,7 +430,8 @@ void Search::reindex(const ReindexOptions& o, const std::function<void(int64_t, 
     db_.write([&](db::Tx& tx) {
       text_->bulk(tx);
       Categories categories{catalog_, {}};
-      for (size_t i = first; i < last; ++i) index_product(tx, products[i], categories);
+      index_products(tx, std::vector<std::string>(products.begin() + long(first), products.begin() + long(last)),
+                     categories);
     });
     done += int64_t(last - first);
     progress(done, total);
@@ -354,13 +447,13 @@ void Search::reindex(const ReindexOptions& o, const std::function<void(int64_t, 
   // What the owners no longer have: not seen above and not written since.
   std::sort(products.begin(), products.end());
   int64_t swept = db_.write([&](db::Tx& tx) {
-    int64_t n = 0;
+    std::vector<std::string> gone;
     for (const auto& r : tx.query("SELECT product_id FROM search_products WHERE indexed_at < $1", {started}))
-      if (!std::binary_search(products.begin(), products.end(), r.text("product_id"))) {
-        remove_product(tx, r.text("product_id"));
-        ++n;
-      }
-    return n;
+      if (!std::binary_search(products.begin(), products.end(), r.text("product_id"))) gone.push_back(r.text("product_id"));
+    for (size_t first = 0; first < gone.size(); first += 500)
+      remove_products(tx, std::vector<std::string>(gone.begin() + long(first),
+                                                   gone.begin() + long(std::min(gone.size(), first + 500))));
+    return int64_t(gone.size());
   });
   if (swept) log::info("search reindex: removed documents of products that no longer exist", {{"removed", swept}});
   db_.write([&](db::Tx& tx) {

@@ -2,7 +2,9 @@
 // businesses, with filters, sorts, facet counts and cursor pages.
 //
 // The index is the module's own tables, kept up to date from the outbox:
-// product.*, category.* and seller_profile.* events make a worker re-read the
+// product.* (stock_changed too, when a SKU runs out or comes back),
+// category.*, seller_profile.* and seller_products.* (a suspended seller's
+// products leave, and come back) events make a worker re-read the
 // current document from its owner (Catalog::search_document, the identity
 // module's seller profile) and write it, or take it out when it should no
 // longer be found. Re-reading makes the handlers idempotent and order-free.
@@ -97,8 +99,9 @@ class Search {
   Page products(const ProductQuery& q);
   Page sellers(const SellerQuery& q);
 
-  // Re-reads one document and writes it to the index, or takes it out.
+  // Re-reads documents and writes them to the index, or takes them out.
   void index_product(const std::string& product_id);
+  void index_products(const std::vector<std::string>& product_ids);
   void index_seller(const std::string& profile_id);
   // Rebuilds the whole index; progress(done, total) as it goes. Documents
   // the owners no longer have are taken out at the end.
@@ -109,12 +112,18 @@ class Search {
  private:
   struct Categories;  // category summaries met in one transaction
   void on_event(const json& event);
-  void index_product(db::Tx& tx, const std::string& product_id, Categories& categories);
-  void remove_product(db::Tx& tx, const std::string& product_id);
+  // Documents read in one go, written with a few multi-row statements.
+  void index_products(db::Tx& tx, std::vector<std::string> product_ids, Categories& categories);
+  void remove_products(db::Tx& tx, const std::vector<std::string>& product_ids);
+  // Writes documents' rows (the key first) and their words; their docs, in order.
+  std::vector<int64_t> upsert_documents(db::Tx& tx, const TextTable& table, std::vector<std::string> columns,
+                                        const std::vector<db::Params>& rows, const std::vector<FieldWords>& text);
   void index_seller(db::Tx& tx, const std::string& profile_id);
   void remove_seller(db::Tx& tx, const std::string& user_id);
-  // The next batch of a category's products, and a job for the rest.
+  // The next batch of a category's (or seller's) products, and a job for the rest.
+  static constexpr int kFollowBatch = 200;
   void reindex_category(const std::string& category_id, const std::string& after);
+  void reindex_seller(const std::string& seller_id, const std::string& after);
   void add_terms(db::Tx& tx, const std::vector<std::string>& words);
   // The index changes in `tx`: this node's cached result pages go at commit.
   void touched(db::Tx& tx) {

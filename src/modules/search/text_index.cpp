@@ -1,5 +1,6 @@
 #include "modules/search/text_index.hpp"
 
+#include <algorithm>
 #include <map>
 
 namespace souq::search {
@@ -30,21 +31,37 @@ std::string quoted(const std::string& word, char quote) {
   return out + quote;
 }
 
+// "$1, $2, …" of integers.
+std::string integer_list(db::Params& params, const std::vector<int64_t>& values) {
+  std::string out;
+  for (int64_t v : values) out += (out.empty() ? "" : ", ") + placeholder(params, v);
+  return out;
+}
+
 class SqliteText final : public TextIndex {
  public:
-  void put(db::Tx& tx, const TextTable& t, int64_t doc, const FieldWords& words) override {
-    remove(tx, t, doc);
-    std::string columns = "rowid", values = "$1";
-    db::Params params = {doc};
-    for (size_t i = 0; i < t.fields.size(); ++i) {
-      columns += std::string(", ") + t.fields[i].name;
-      values += ", " + placeholder(params, i < words.size() ? join(words[i]) : std::string());
+  const char* row_column() const override { return nullptr; }
+  std::string row_words(const TextTable&, const FieldWords&) const override { return ""; }
+
+  void put(db::Tx& tx, const TextTable& t, const DocWords& docs) override {
+    std::vector<int64_t> ids;
+    for (const auto& [doc, _] : docs) ids.push_back(doc);
+    remove(tx, t, ids);
+    std::string columns = "rowid";
+    for (const auto& f : t.fields) columns += std::string(", ") + f.name;
+    std::vector<db::Value> values;
+    for (const auto& [doc, words] : docs) {
+      values.emplace_back(doc);
+      for (size_t i = 0; i < t.fields.size(); ++i) values.emplace_back(i < words.size() ? join(words[i]) : std::string());
     }
-    tx.exec(std::string("INSERT INTO ") + t.fts + " (" + columns + ") VALUES (" + values + ")", params);
+    db::bulk_insert(tx, std::string(t.fts) + " (" + columns + ")", t.fields.size() + 1, values);
   }
 
-  void remove(db::Tx& tx, const TextTable& t, int64_t doc) override {
-    tx.exec(std::string("DELETE FROM ") + t.fts + " WHERE rowid = $1", {doc});
+  void remove(db::Tx& tx, const TextTable& t, const std::vector<int64_t>& docs) override {
+    if (docs.empty()) return;
+    db::Params params;
+    std::string in = integer_list(params, docs);
+    tx.exec(std::string("DELETE FROM ") + t.fts + " WHERE rowid IN (" + in + ")", params);
   }
 
   void clear(db::Tx& tx, const TextTable& t) override { tx.exec(std::string("DELETE FROM ") + t.fts); }
@@ -69,7 +86,7 @@ class SqliteText final : public TextIndex {
         .has_value();
   }
 
-  void lock(db::Tx&, const std::string&) override {}
+  void lock(db::Tx&, std::vector<std::string>) override {}
 
  private:
   // ("w1" OR "w1b") AND ("w2")
@@ -87,11 +104,12 @@ class SqliteText final : public TextIndex {
 
 class PostgresText final : public TextIndex {
  public:
-  void put(db::Tx& tx, const TextTable& t, int64_t doc, const FieldWords& words) override {
-    tx.exec(std::string("UPDATE ") + t.table + " SET words = $2::tsvector WHERE doc = $1", {doc, vector(t, words)});
-  }
+  const char* row_column() const override { return "words"; }
+  std::string row_words(const TextTable& t, const FieldWords& words) const override { return vector(t, words); }
 
-  void remove(db::Tx&, const TextTable&, int64_t) override {}  // the words go with the row
+  void put(db::Tx&, const TextTable&, const DocWords&) override {}  // written with the rows
+
+  void remove(db::Tx&, const TextTable&, const std::vector<int64_t>&) override {}  // the words go with the rows
 
   void clear(db::Tx&, const TextTable&) override {}
 
@@ -110,9 +128,22 @@ class PostgresText final : public TextIndex {
         .has_value();
   }
 
-  void lock(db::Tx& tx, const std::string& subject) override {
+  void lock(db::Tx& tx, std::vector<std::string> subjects) override {
+    if (subjects.empty()) return;
     // (class, key) advisory locks never meet the single-key ones (migrations).
-    tx.query("SELECT pg_advisory_xact_lock(21317, hashtext($1))", {subject});
+    if (subjects.size() == 1) {
+      tx.query("SELECT pg_advisory_xact_lock(21317, hashtext($1))", {subjects[0]});
+      return;
+    }
+    // In one order everywhere, so that two batches never wait on each other.
+    std::sort(subjects.begin(), subjects.end());
+    subjects.erase(std::unique(subjects.begin(), subjects.end()), subjects.end());
+    db::Params params;
+    std::string values;
+    for (const auto& s : subjects) values += (values.empty() ? "(" : ", (") + placeholder(params, s) + ")";
+    tx.query("SELECT pg_advisory_xact_lock(21317, hashtext(s)) FROM (SELECT s FROM (VALUES " + values +
+                 ") AS v (s) ORDER BY s COLLATE \"C\") AS o",
+             params);
   }
 
  private:

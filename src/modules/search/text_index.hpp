@@ -30,6 +30,8 @@ struct TextTable {
 
 // A document's words, field by field (as TextTable::fields).
 using FieldWords = std::vector<std::vector<std::string>>;
+// Documents' words by document (the table's doc).
+using DocWords = std::vector<std::pair<int64_t, FieldWords>>;
 // What a query asks for: every group must match; a group is a word and the
 // words that may stand in for it (its typo corrections).
 using QueryWords = std::vector<std::vector<std::string>>;
@@ -39,10 +41,16 @@ class TextIndex {
   static std::unique_ptr<TextIndex> make(db::Engine engine);
   virtual ~TextIndex() = default;
 
-  // Replaces the words of document `doc` (whose row exists).
-  virtual void put(db::Tx& tx, const TextTable& t, int64_t doc, const FieldWords& words) = 0;
-  // Before the document's row goes.
-  virtual void remove(db::Tx& tx, const TextTable& t, int64_t doc) = 0;
+  // Where the words live in the document's own row (PostgreSQL: the column
+  // `words`), the writer of the row gives row_words() for that column;
+  // nullptr when they live beside it (SQLite).
+  virtual const char* row_column() const = 0;
+  virtual std::string row_words(const TextTable& t, const FieldWords& words) const = 0;
+  // Replaces the words of these documents (whose rows exist), where they
+  // live beside the rows.
+  virtual void put(db::Tx& tx, const TextTable& t, const DocWords& docs) = 0;
+  // Before the documents' rows go.
+  virtual void remove(db::Tx& tx, const TextTable& t, const std::vector<int64_t>& docs) = 0;
   virtual void clear(db::Tx& tx, const TextTable& t) = 0;
   // After a rebuild: SQLite merges the FTS5 segments into one (faster
   // queries); PostgreSQL's autovacuum keeps its GIN index itself.
@@ -62,10 +70,10 @@ class TextIndex {
   // True when some document has this very word.
   virtual bool contains(db::Tx& tx, const TextTable& t, const std::string& word) = 0;
 
-  // Serialises indexing of one subject until `tx` ends, so that two workers
-  // indexing the same product leave the newer document (SQLite's single
-  // writer does that already).
-  virtual void lock(db::Tx& tx, const std::string& subject) = 0;
+  // Serialises indexing of these subjects until `tx` ends, so that two
+  // workers indexing the same product leave the newer document (SQLite's
+  // single writer does that already). Locks are taken in one order.
+  virtual void lock(db::Tx& tx, std::vector<std::string> subjects) = 0;
 };
 
 }  // namespace souq::search
