@@ -13,7 +13,9 @@
 
 namespace souq::api {
 
-// `read()` is a coroutine giving {items, next_cursor}.
+// `read()` is a coroutine giving {items, next_cursor}: the items as JSON,
+// or already rendered (a string holding the JSON array, made off the I/O
+// thread).
 template <class Read>
 awaitable<Response> cached_list(Request& req, PageCache& cache, Read read) {
   bool anonymous = req.header(http::field::authorization).empty();
@@ -23,13 +25,18 @@ awaitable<Response> cached_list(Request& req, PageCache& cache, Read read) {
       co_return ok_rendered(req, page->data, page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor));
   uint64_t generation = cache.generation();
   auto [items, next] = co_await read();
+  constexpr bool rendered = std::is_same_v<std::decay_t<decltype(items)>, std::string>;
   if (anonymous && cache.enabled()) {
+    std::string data;
+    if constexpr (rendered) data = std::move(items);
+    else data = dump_json(items);
     auto page = std::make_shared<const PageCache::Page>(
-        PageCache::Page{dump_json(items), next.is_string() ? next.template get<std::string>() : ""});
+        PageCache::Page{std::move(data), next.is_string() ? next.template get<std::string>() : ""});
     cache.store(key, page, generation);
     co_return ok_rendered(req, page->data, next);
   }
-  co_return ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
+  if constexpr (rendered) co_return ok_rendered(req, items, next);
+  else co_return ok(req, std::move(items), http::status::ok, {{"next_cursor", next}});
 }
 
 }  // namespace souq::api

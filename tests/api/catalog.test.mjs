@@ -659,9 +659,13 @@ test('the anonymous page comes from memory, and every change shows at once', asy
   sql(s, `UPDATE products SET title = 'Changed behind the back' WHERE id = '${p.id}'`);
   assert.equal(assertSuccess(await anon()).title, p.title, 'served from memory');
   assert.equal((await getProduct(p.id, seller)).title, 'Changed behind the back');
+  // An anonymous list shows each product as its page does (from the same memory).
+  const listed = async () => assertSuccess(await s.get(`/api/v1/products?seller=${seller.id}&limit=100`)).find((x) => x.id === p.id);
+  assert.deepEqual(await listed(), assertSuccess(await anon()));
   // each change through the API forgets it at once
   assertSuccess(await s.request('PATCH', `/api/v1/products/${p.id}`, { body: { title: 'Edited title' }, ...auth(seller) }));
   assert.equal(assertSuccess(await anon()).title, 'Edited title');
+  assert.equal((await listed()).title, 'Edited title');
   assertSuccess(await s.request('PUT', `/api/v1/products/${p.id}`, { body: { description: 'Put there' }, ...auth(seller) }));
   assert.equal(assertSuccess(await anon()).description, 'Put there');
   assertSuccess(await s.request('PATCH', `/api/v1/products/${p.id}/skus/${p.skus[0].id}`, { body: { price: 1_234_500, stock: 9 }, ...auth(seller) }));

@@ -145,6 +145,10 @@ class Catalog {
                       const std::string& request_id);
   void delete_product(const identity::Principal& who, const std::string& id, const std::string& request_id);
   std::pair<json, json> products(db::Tx& tx, const ProductFilter& filter, const identity::Principal* viewer);
+  // What anyone sees of a list, rendered: each product's public page, from
+  // the page cache (rendered and kept there when missing; `ticket` is the
+  // cache's, taken before the transaction began). {JSON array, next cursor}.
+  std::pair<std::string, json> public_products(db::Tx& tx, ProductFilter filter, uint64_t ticket);
   json add_sku(const identity::Principal& who, const std::string& product_id, const json& fields,
                const std::string& request_id);
   json update_sku(const identity::Principal& who, const std::string& product_id, const std::string& sku_id,
@@ -212,6 +216,8 @@ class Catalog {
   Related related(db::Tx& tx, const std::vector<db::Row>& products);
   json render_row(const db::Row& product, const Related& related, bool owner_view) const;
   json render_product(db::Tx& tx, const db::Row& product, bool owner_view);
+  // The rows of one page of a list (limit + 1 of them), newest first.
+  db::Rows list_rows(db::Tx& tx, const ProductFilter& filter);
   // The smallest rendition of the first ready image of `images` (a product's, in order), or null.
   json thumbnail(const std::string& product_id, const std::vector<db::Row>& images) const;
   // The seller's standing changed (seller_profile.* events): their products follow.

@@ -311,7 +311,7 @@ void Catalog::delete_product(const identity::Principal& who, const std::string& 
   });
 }
 
-std::pair<json, json> Catalog::products(db::Tx& tx, const ProductFilter& f, const identity::Principal* viewer) {
+db::Rows Catalog::list_rows(db::Tx& tx, const ProductFilter& f) {
   std::string sql = std::string("SELECT ") + kProductColumns + " FROM products p WHERE p.deleted_at IS NULL";
   db::Params params;
   auto bind = [&](db::Value v) {
@@ -323,7 +323,7 @@ std::pair<json, json> Catalog::products(db::Tx& tx, const ProductFilter& f, cons
   if (f.public_only) sql += " AND p.status = 'active' AND p.seller_active = 1";
   if (f.category_id) {
     auto cat = tx.query_one("SELECT path FROM categories WHERE id = $1", {*f.category_id});
-    if (!cat) return {json::array(), nullptr};
+    if (!cat) return {};
     if (f.include_descendants) {
       std::string path = cat->text("path");
       sql += " AND p.category_id IN (SELECT id FROM categories WHERE substr(path, 1, " +
@@ -334,7 +334,11 @@ std::pair<json, json> Catalog::products(db::Tx& tx, const ProductFilter& f, cons
   }
   if (f.before) sql += " AND p.id < " + bind(*f.before);
   sql += " ORDER BY p.id DESC LIMIT " + bind(int64_t(f.limit + 1));
-  auto rows = tx.query(sql, params);
+  return tx.query(sql, params);
+}
+
+std::pair<json, json> Catalog::products(db::Tx& tx, const ProductFilter& f, const identity::Principal* viewer) {
+  auto rows = list_rows(tx, f);
   bool admin = viewer && viewer->has_role("admin");
   std::vector<db::Row> shown(rows.begin(), rows.begin() + std::min<std::ptrdiff_t>(rows.size(), f.limit));
   Related related_rows = related(tx, shown);
@@ -342,6 +346,32 @@ std::pair<json, json> Catalog::products(db::Tx& tx, const ProductFilter& f, cons
     bool owner = admin || (viewer && viewer->user_id == r.text("seller_id"));
     return render_row(r, related_rows, owner);
   });
+}
+
+std::pair<std::string, json> Catalog::public_products(db::Tx& tx, ProductFilter f, uint64_t ticket) {
+  f.public_only = true;
+  auto rows = list_rows(tx, f);
+  size_t shown = std::min(rows.size(), size_t(f.limit));
+  std::vector<std::shared_ptr<const std::string>> pages(shown);
+  std::vector<db::Row> missing;
+  for (size_t i = 0; i < shown; ++i)
+    if (!(pages[i] = cache_.find(rows[i].text("id")))) missing.push_back(rows[i]);
+  if (!missing.empty()) {
+    Related related_rows = related(tx, missing);
+    std::map<std::string, std::shared_ptr<const std::string>> made;
+    for (const auto& r : missing) {
+      auto page = std::make_shared<const std::string>(dump_json(render_row(r, related_rows, false)));
+      cache_.store(r.text("id"), r.text("seller_id"), page, ticket);
+      made[r.text("id")] = std::move(page);
+    }
+    for (size_t i = 0; i < shown; ++i)
+      if (!pages[i]) pages[i] = made[rows[i].text("id")];
+  }
+  std::string data = "[";
+  for (size_t i = 0; i < shown; ++i) (data += i ? "," : "") += *pages[i];
+  data += "]";
+  json next = rows.size() > shown ? json(rows[shown - 1].text("id")) : json(nullptr);
+  return {std::move(data), std::move(next)};
 }
 
 json Catalog::add_sku(const identity::Principal& who, const std::string& product_id, const json& s,

@@ -259,7 +259,10 @@ void register_routes(api::Router& router, Catalog& c, identity::Identity& identi
     bool mine = req.query_param("mine") == "true";
     if (mine && req.header(http::field::authorization).empty())
       throw ApiError(401, "unauthenticated", "Sign in to list your own products.");
-    auto read = [&c, f, mine, category](db::Tx& tx, const Principal* viewer) mutable {
+    // Taken before the read: a page rendered from a snapshot older than a
+    // change is not kept (ProductCache).
+    uint64_t ticket = c.cache().ticket();
+    auto read = [&c, f, mine, category, ticket](db::Tx& tx, const Principal* viewer) mutable -> std::pair<std::string, json> {
       if (category) {
         auto cat = c.find_category(tx, *category);
         if (!cat) throw ApiError::validation({{"category", "no such category"}});
@@ -273,7 +276,10 @@ void register_routes(api::Router& router, Catalog& c, identity::Identity& identi
         f.status = "active";
         f.public_only = true;
       }
-      return c.products(tx, f, viewer);
+      // Anonymous: each product's public page, as the product route serves it.
+      if (!viewer) return c.public_products(tx, f, ticket);
+      auto [items, next] = c.products(tx, f, viewer);
+      return {dump_json(items), std::move(next)};
     };
     // What an anonymous caller sees is the same for all of them: kept briefly.
     auto make = [&]() { return identity::viewer_read(req, identity, blocking, read); };
