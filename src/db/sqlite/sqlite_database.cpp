@@ -7,6 +7,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "db/sqlite/fts_rank.hpp"
+
 namespace souq::db {
 namespace {
 
@@ -91,6 +93,7 @@ class SqliteConnection final : public Tx {
     script("PRAGMA foreign_keys=ON");
     sqlite3_create_function_v2(db_, "souq_distance_km", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
                                distance_km, nullptr, nullptr, nullptr);
+    if (!register_weighted_rank(db_)) throw Error("this SQLite has no FTS5 (search needs it)");
   }
   ~SqliteConnection() override {
     cache_.clear();

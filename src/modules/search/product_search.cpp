@@ -23,6 +23,8 @@ struct ProductMatch {
   std::string distance;                          // SQL of the distance from the point, or ""
   // Only a category and brands: the counts read indexes of search_products alone.
   bool by_index = false;
+  // Words and nothing else: a relevance page can be ranked where the words live.
+  bool words_only = false;
 
   std::string where() const { return sql.where.empty() ? "1 = 1" : sql.where; }
   std::string in_category() const {
@@ -87,6 +89,8 @@ ProductMatch match_of(const ProductQuery& q, const TextIndex::Match* text, Sql s
     m.distance = "souq_distance_km(d.lat, d.lng, " + s.bind(*q.lat) + ", " + s.bind(*q.lng) + ")";
     s.add(m.distance + " <= " + s.bind(*q.radius_km));
   }
+  m.words_only = !m.text.where.empty() && m.sql.where == m.text.where && m.attribute_filters.empty() &&
+                 m.category_column.empty();
   m.by_index = m.text.where.empty() && m.distance.empty() && q.attributes.empty() && !q.min_price && !q.max_price &&
                !q.currency && q.conditions.empty() && q.cities.empty() && !q.seller_id && !q.in_stock;
   return m;
@@ -158,7 +162,7 @@ std::pair<std::string, db::Params> counts_sql(const ProductMatch& m, const Produ
 
 // The sort's keys, the product id last.
 std::vector<SortKey> order_of(const std::string& sort, const std::string& score) {
-  if (sort == "relevance") return {{score, true, true}, {"d.product_id", true, false}};
+  if (sort == "relevance") return {{score, true, true}, {"d.doc", true, true}};
   if (sort == "price_asc") return {{"d.price_min", false, true}, {"d.product_id", false, false}};
   if (sort == "price_desc") return {{"d.price_min", true, true}, {"d.product_id", true, false}};
   if (sort == "rating") return {{"d.rating", true, true}, {"d.rating_count", true, true}, {"d.product_id", true, false}};
@@ -167,9 +171,9 @@ std::vector<SortKey> order_of(const std::string& sort, const std::string& score)
 
 // The cursor of the page that ends at `last`: [sort, its keys' values …].
 std::string cursor_at(const std::string& sort, const db::Row& last) {
+  if (sort == "relevance") return api::encode_cursor(json::array({sort, last.real("score"), last.integer("doc")}));
   json position = json::array({sort});
-  if (sort == "relevance") position.push_back(last.real("score"));
-  else if (sort == "price_asc" || sort == "price_desc") position.push_back(last.integer("price_min"));
+  if (sort == "price_asc" || sort == "price_desc") position.push_back(last.integer("price_min"));
   else if (sort == "rating") {
     position.push_back(last.real("rating"));
     position.push_back(last.integer("rating_count"));
@@ -251,11 +255,22 @@ Page Search::product_page(db::Tx& tx, const ProductMatch& m, const ProductQuery&
     // The category's column is then not offered to the planner as an index.
     where += by_sort_index ? " AND " + m.category_column + " || '' = " + m.category_param : m.in_category();
   }
-  if (q.cursor) where += " AND " + after(page, sort, order, *q.cursor);
-  std::string sql = "SELECT d.doc, d.product_id, " + m.text.score + " AS score, d.published_at, d.price_min, d.rating," +
-                    " d.rating_count" + (m.distance.empty() ? "" : ", " + m.distance + " AS distance_km") + " FROM " +
-                    m.text.from + " WHERE " + where + " ORDER BY " + order_by(order) + " LIMIT " +
-                    page.bind(int64_t(q.limit + 1));
+  std::string columns = "d.doc, d.product_id, d.published_at, d.price_min, d.rating, d.rating_count";
+  std::string sql;
+  if (sort == "relevance" && m.words_only && !m.text.words.empty()) {
+    // Ranked where the words live; the page's documents read afterwards.
+    const std::string& words = m.text.words;
+    std::vector<SortKey> inner = {{m.text.score, true, true}, {words + ".rowid", true, true}};
+    if (q.cursor) where += " AND " + after(page, sort, inner, *q.cursor);
+    sql = "SELECT " + columns + ", t.score FROM (SELECT " + words + ".rowid AS doc, " + m.text.score + " AS score FROM " +
+          words + " WHERE " + where + " ORDER BY " + order_by(inner) + " LIMIT " + page.bind(int64_t(q.limit + 1)) +
+          ") t JOIN search_products d ON d.doc = t.doc ORDER BY t.score DESC, t.doc DESC";
+  } else {
+    if (q.cursor) where += " AND " + after(page, sort, order, *q.cursor);
+    sql = "SELECT " + columns + ", " + m.text.score + " AS score" +
+          (m.distance.empty() ? "" : ", " + m.distance + " AS distance_km") + " FROM " + m.text.from + " WHERE " + where +
+          " ORDER BY " + order_by(order) + " LIMIT " + page.bind(int64_t(q.limit + 1));
+  }
   auto rows = tx.query(sql, page.params);
   // Their hits, apart: the sort above reads narrow rows only.
   size_t shown = std::min(rows.size(), size_t(q.limit));

@@ -76,8 +76,9 @@ class SqliteText final : public TextIndex {
     std::string weights;
     for (const auto& f : t.fields) weights += ", " + std::to_string(f.weight);
     std::string fts = t.fts;
+    // souq_weighted (db/sqlite/fts_rank): bm25 without reading each match's document sizes.
     return {fts + " JOIN " + t.table + " d ON d.doc = " + fts + ".rowid", fts + " MATCH " + placeholder(params, expression(query)),
-            "-bm25(" + fts + weights + ")"};
+            "souq_weighted(" + fts + weights + ")", fts};
   }
 
   bool contains(db::Tx& tx, const TextTable& t, const std::string& word) override {

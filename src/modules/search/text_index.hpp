@@ -63,8 +63,12 @@ class TextIndex {
 
   // SQL for the documents that match, with the document table as `d`:
   // "SELECT … FROM {from} WHERE {where}", ranked by {score} (higher is better).
+  // `words` names the table the words live in when it is not the document
+  // table (SQLite's FTS5 table; where and score read only it, and its rowid
+  // is the doc): a match on words alone is then ranked there, without
+  // reading a document row per match.
   struct Match {
-    std::string from, where, score;
+    std::string from, where, score, words = {};
   };
   virtual Match match(const TextTable& t, const QueryWords& query, db::Params& params) = 0;
   // True when some document has this very word.
