@@ -162,36 +162,28 @@ std::string doc_list(db::Params& params, const std::vector<int64_t>& docs) {
 
 }  // namespace
 
-// Each document's words go in with its row where the index keeps them there
-// (PostgreSQL), or beside it afterwards (SQLite's FTS5 table). The first
-// column is the document's key; the docs come back in the rows' order.
+// The documents' rows (the key column first), then their words beside them.
 std::vector<int64_t> Search::upsert_documents(db::Tx& tx, const TextTable& table, std::vector<std::string> columns,
                                               const std::vector<db::Params>& rows, const std::vector<FieldWords>& text) {
-  const char* in_row = text_->row_column();
-  if (in_row) columns.push_back(in_row);
   std::string names, updates;
   for (size_t c = 0; c < columns.size(); ++c) {
     names += (c ? ", " : "") + columns[c];
     if (c) updates += (c > 1 ? ", " : "") + columns[c] + " = excluded." + columns[c];
   }
   std::vector<db::Value> values;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    values.insert(values.end(), rows[i].begin(), rows[i].end());
-    if (in_row) values.emplace_back(text_->row_words(table, text[i]));
-  }
+  for (const auto& row : rows) values.insert(values.end(), row.begin(), row.end());
   std::map<std::string, int64_t> docs;
   for (const auto& r : db::bulk_insert(tx, std::string(table.table) + " (" + names + ")", columns.size(), values,
                                        "ON CONFLICT (" + columns[0] + ") DO UPDATE SET " + updates + " RETURNING doc, " +
                                            columns[0]))
     docs[r.text(columns[0])] = r.integer("doc");
   std::vector<int64_t> out;
-  DocWords beside;
+  DocWords words;
   for (size_t i = 0; i < rows.size(); ++i) {
-    int64_t doc = docs.at(rows[i][0].as_string());
-    out.push_back(doc);
-    if (!in_row) beside.emplace_back(doc, text[i]);
+    out.push_back(docs.at(rows[i][0].as_string()));
+    words.emplace_back(out.back(), text[i]);
   }
-  text_->put(tx, table, beside);
+  text_->put(tx, table, words);
   return out;
 }
 

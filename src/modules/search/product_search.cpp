@@ -14,7 +14,7 @@ namespace souq::search {
 // What a product query matches, as SQL over search_products d.
 struct ProductMatch {
   Sql sql;                   // the filters other than the category and attributes, and all parameters
-  TextIndex::Match text{"search_products d", "", "0"};
+  TextIndex::Match text{"search_products d", "", "0", "d.doc"};
   std::string category_column, category_param;  // "d.cat<depth>", "$n"; empty without a category
   std::vector<std::string> ancestors;            // ids of the category's ancestors, root first
   int child_level = 0;                           // the category facet counts children at this depth
@@ -257,14 +257,13 @@ Page Search::product_page(db::Tx& tx, const ProductMatch& m, const ProductQuery&
   }
   std::string columns = "d.doc, d.product_id, d.published_at, d.price_min, d.rating, d.rating_count";
   std::string sql;
-  if (sort == "relevance" && m.words_only && !m.text.words.empty()) {
+  if (sort == "relevance" && m.words_only) {
     // Ranked where the words live; the page's documents read afterwards.
-    const std::string& words = m.text.words;
-    std::vector<SortKey> inner = {{m.text.score, true, true}, {words + ".rowid", true, true}};
+    std::vector<SortKey> inner = {{m.text.score, true, true}, {m.text.doc, true, true}};
     if (q.cursor) where += " AND " + after(page, sort, inner, *q.cursor);
-    sql = "SELECT " + columns + ", t.score FROM (SELECT " + words + ".rowid AS doc, " + m.text.score + " AS score FROM " +
-          words + " WHERE " + where + " ORDER BY " + order_by(inner) + " LIMIT " + page.bind(int64_t(q.limit + 1)) +
-          ") t JOIN search_products d ON d.doc = t.doc ORDER BY t.score DESC, t.doc DESC";
+    sql = "SELECT " + columns + ", t.score FROM (SELECT " + m.text.doc + " AS doc, " + m.text.score + " AS score FROM " +
+          kProductText.fts + " WHERE " + where + " ORDER BY " + order_by(inner) + " LIMIT " +
+          page.bind(int64_t(q.limit + 1)) + ") t JOIN search_products d ON d.doc = t.doc ORDER BY t.score DESC, t.doc DESC";
   } else {
     if (q.cursor) where += " AND " + after(page, sort, order, *q.cursor);
     sql = "SELECT " + columns + ", " + m.text.score + " AS score" +

@@ -22,7 +22,7 @@ Page Search::sellers(const SellerQuery& q) {
     Sql s;
     json expanded = json::object();
     std::vector<std::string> query_words = words(q.q);
-    TextIndex::Match text{"search_sellers d", "", "0"};
+    TextIndex::Match text{"search_sellers d", "", "0", "d.doc"};
     if (!query_words.empty()) text = text_->match(kSellerText, expand(tx, kSellerText, query_words, expanded), s.params);
     if (!text.where.empty()) s.add(text.where);
     if (!q.cities.empty()) s.add("d.city_key IN (" + s.list(folded(q.cities)) + ")");

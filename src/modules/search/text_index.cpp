@@ -40,9 +40,6 @@ std::string integer_list(db::Params& params, const std::vector<int64_t>& values)
 
 class SqliteText final : public TextIndex {
  public:
-  const char* row_column() const override { return nullptr; }
-  std::string row_words(const TextTable&, const FieldWords&) const override { return ""; }
-
   void put(db::Tx& tx, const TextTable& t, const DocWords& docs) override {
     std::vector<int64_t> ids;
     for (const auto& [doc, _] : docs) ids.push_back(doc);
@@ -78,7 +75,7 @@ class SqliteText final : public TextIndex {
     std::string fts = t.fts;
     // souq_weighted (db/sqlite/fts_rank): bm25 without reading each match's document sizes.
     return {fts + " JOIN " + t.table + " d ON d.doc = " + fts + ".rowid", fts + " MATCH " + placeholder(params, expression(query)),
-            "souq_weighted(" + fts + weights + ")", fts};
+            "souq_weighted(" + fts + weights + ")", fts + ".rowid"};
   }
 
   bool contains(db::Tx& tx, const TextTable& t, const std::string& word) override {
@@ -105,26 +102,37 @@ class SqliteText final : public TextIndex {
 
 class PostgresText final : public TextIndex {
  public:
-  const char* row_column() const override { return "words"; }
-  std::string row_words(const TextTable& t, const FieldWords& words) const override { return vector(t, words); }
+  void put(db::Tx& tx, const TextTable& t, const DocWords& docs) override {
+    std::vector<db::Value> values;
+    for (const auto& [doc, words] : docs) {
+      values.emplace_back(doc);
+      values.emplace_back(vector(t, words));
+    }
+    db::bulk_insert(tx, std::string(t.fts) + " (doc, words)", 2, values, "ON CONFLICT (doc) DO UPDATE SET words = excluded.words");
+  }
 
-  void put(db::Tx&, const TextTable&, const DocWords&) override {}  // written with the rows
+  void remove(db::Tx& tx, const TextTable& t, const std::vector<int64_t>& docs) override {
+    if (docs.empty()) return;
+    db::Params params;
+    std::string in = integer_list(params, docs);
+    tx.exec(std::string("DELETE FROM ") + t.fts + " WHERE doc IN (" + in + ")", params);
+  }
 
-  void remove(db::Tx&, const TextTable&, const std::vector<int64_t>&) override {}  // the words go with the rows
-
-  void clear(db::Tx&, const TextTable&) override {}
+  void clear(db::Tx& tx, const TextTable& t) override { tx.exec(std::string("DELETE FROM ") + t.fts); }
 
   void optimize(db::Tx&, const TextTable&) override {}
 
   void bulk(db::Tx&) override {}
 
   Match match(const TextTable& t, const QueryWords& query, db::Params& params) override {
+    std::string fts = t.fts;
     std::string q = placeholder(params, expression(query)) + "::tsquery";
-    return {std::string(t.table) + " d", "d.words @@ " + q, "ts_rank(d.words, " + q + ")::float8"};
+    return {fts + " JOIN " + t.table + " d ON d.doc = " + fts + ".doc", fts + ".words @@ " + q,
+            "ts_rank(" + fts + ".words, " + q + ")::float8", fts + ".doc"};
   }
 
   bool contains(db::Tx& tx, const TextTable& t, const std::string& word) override {
-    return tx.query_one(std::string("SELECT 1 AS x FROM ") + t.table + " WHERE words @@ $1::tsquery LIMIT 1",
+    return tx.query_one(std::string("SELECT 1 AS x FROM ") + t.fts + " WHERE words @@ $1::tsquery LIMIT 1",
                         {quoted(word, '\'')})
         .has_value();
   }

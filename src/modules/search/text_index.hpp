@@ -1,9 +1,10 @@
 // The one place where search on SQLite and on PostgreSQL differ: how a
-// document's words are stored, matched and ranked. SQLite keeps them in an
-// FTS5 table beside the document table (rowid = doc) and ranks with bm25;
-// PostgreSQL keeps a tsvector in the document's own row (column `words`,
-// GIN-indexed) and ranks with ts_rank. Both are given words made by
-// search::words(), never raw text, so both find the same documents.
+// document's words are stored, matched and ranked. Both keep them in a table
+// beside the documents, named TextTable::fts: SQLite an FTS5 table (rowid =
+// doc) ranked by souq_weighted (db/sqlite/fts_rank), PostgreSQL a narrow
+// table (doc, words tsvector, GIN-indexed) ranked by ts_rank. Both are given
+// words made by search::words(), never raw text, so both find the same
+// documents.
 #pragma once
 #include <memory>
 #include <string>
@@ -21,7 +22,7 @@ struct TextField {
 };
 
 // A table of documents with text: `table` holds one row per document (its
-// key column is `doc`); `fts` is the SQLite FTS5 table beside it.
+// key column is `doc`); `fts` is the table of their words beside it.
 struct TextTable {
   const char* table;
   const char* fts;
@@ -41,13 +42,7 @@ class TextIndex {
   static std::unique_ptr<TextIndex> make(db::Engine engine);
   virtual ~TextIndex() = default;
 
-  // Where the words live in the document's own row (PostgreSQL: the column
-  // `words`), the writer of the row gives row_words() for that column;
-  // nullptr when they live beside it (SQLite).
-  virtual const char* row_column() const = 0;
-  virtual std::string row_words(const TextTable& t, const FieldWords& words) const = 0;
-  // Replaces the words of these documents (whose rows exist), where they
-  // live beside the rows.
+  // Replaces the words of these documents (whose rows exist).
   virtual void put(db::Tx& tx, const TextTable& t, const DocWords& docs) = 0;
   // Before the documents' rows go.
   virtual void remove(db::Tx& tx, const TextTable& t, const std::vector<int64_t>& docs) = 0;
@@ -62,13 +57,12 @@ class TextIndex {
   virtual void bulk(db::Tx& tx) = 0;
 
   // SQL for the documents that match, with the document table as `d`:
-  // "SELECT … FROM {from} WHERE {where}", ranked by {score} (higher is better).
-  // `words` names the table the words live in when it is not the document
-  // table (SQLite's FTS5 table; where and score read only it, and its rowid
-  // is the doc): a match on words alone is then ranked there, without
-  // reading a document row per match.
+  // "SELECT … FROM {from} WHERE {where}", ranked by {score} (higher is
+  // better). `where` and `score` read only the words' table (TextTable::fts,
+  // by that name), whose document is `doc`: a match on words alone is ranked
+  // there, without reading a document row per match.
   struct Match {
-    std::string from, where, score, words = {};
+    std::string from, where, score, doc;
   };
   virtual Match match(const TextTable& t, const QueryWords& query, db::Params& params) = 0;
   // True when some document has this very word.
