@@ -372,13 +372,51 @@ test('a gateway checkout: one payment for the total; when it succeeds every orde
   assert.equal((await sku(sellerB, pb)).on_hand, 0);
 });
 
+test('a checkout is paid again for what it still owes: paid later, declined, then paid; its orders follow', async () => {
+  const buyer = await register(s, 'pays-later');
+  const pa = await product(sellerA, { price: 1_000, stock: 3 });
+  const pb = await product(sellerB, { price: 500, stock: 3 });
+  assertSuccess(await add(buyer, pa.sku, 2));
+  assertSuccess(await add(buyer, pb.sku, 1));
+  const chk = assertSuccess(await checkout(buyer), 201); // no provider: to be paid later
+  assert.equal(chk.payment, null);
+  // One order is cancelled: only the other is owed.
+  const [kept, dropped] = chk.orders;
+  assertSuccess(await put(`/api/v1/orders/${dropped.id}/cancel`, undefined, buyer));
+  const owed = kept.items.reduce((sum, i) => sum + i.line_total, 0);
+  const url = `/api/v1/checkouts/${chk.id}/payments`;
+  const other = await register(s, 'not-the-buyer');
+  assertError(await s.post(url, { provider: 'sandbox' }, auth(buyer)), 400, 'idempotency_key_required');
+  assertError(await s.post(url, { provider: 'wallet' }, withKey(buyer)), 422, 'unknown_provider');
+  assertError(await s.post(url, { provider: 'paypal' }, withKey(buyer)), 422, 'unknown_provider');
+  assertError(await s.post(url, {}, withKey(buyer)), 422, 'validation_failed');
+  assertError(await s.post(url, { provider: 'sandbox' }, withKey(other)), 404, 'not_found');
+  assertError(await s.post('/api/v1/checkouts/chk_00000000000000000000000000/payments', { provider: 'sandbox' }, withKey(buyer)), 404, 'not_found');
+  assert.equal((await order(kept.id, buyer)).state, 'pending_payment', 'the refusals changed nothing');
+
+  const declined = assertSuccess(await s.post(url, { provider: 'sandbox' }, withKey(buyer)), 201);
+  assert.deepEqual([declined.amount, declined.currency, declined.orders], [owed, 'EGP', [kept.id]]);
+  assertSuccess(await s.post(`/sandbox/checkout/${declined.payment.id}/complete`, { outcome: 'failed' }), 202);
+  await eventually('the payment is declined', async () =>
+    assertSuccess(await s.get(`/api/v1/payments/${declined.payment.id}`, auth(buyer))).status === 'failed');
+  assert.equal((await order(kept.id, buyer)).state, 'pending_payment');
+
+  const paid = assertSuccess(await s.post(url, { provider: 'sandbox' }, withKey(buyer)), 201);
+  assert.notEqual(paid.payment.id, declined.payment.id);
+  assertSuccess(await s.post(`/sandbox/checkout/${paid.payment.id}/complete`, { outcome: 'succeeded' }), 202);
+  await eventually('the order is paid', async () => (await order(kept.id, buyer)).state === 'paid' || (await order(kept.id, buyer)).state);
+  assert.equal((await order(dropped.id, buyer)).state, 'cancelled');
+  assert.equal((await wallet(buyer)).available, 0, 'the payment went to the order, nothing left over');
+  assertError(await s.post(url, { provider: 'sandbox' }, withKey(buyer)), 409, 'nothing_to_pay');
+});
+
 test('authorization: every cart and order route wants a signed-in user', async () => {
   const id = 'order_01j00000000000000000000000';
   for (const [method, p] of [['GET', '/api/v1/cart'], ['POST', '/api/v1/cart/items'], ['PUT', '/api/v1/cart/items/sku_01j00000000000000000000000'],
     ['DELETE', '/api/v1/cart/items/sku_01j00000000000000000000000'], ['DELETE', '/api/v1/cart'], ['POST', '/api/v1/orders'],
     ['GET', '/api/v1/orders'], ['GET', `/api/v1/orders/${id}`], ['PUT', `/api/v1/orders/${id}/cancel`], ['PUT', `/api/v1/orders/${id}/confirm`],
     ['GET', '/api/v1/seller/orders'], ['PUT', `/api/v1/seller/orders/${id}/ship`], ['PUT', `/api/v1/seller/orders/${id}/deliver`],
-    ['GET', '/api/v1/admin/orders']])
+    ['GET', '/api/v1/admin/orders'], ['POST', '/api/v1/checkouts/chk_01j00000000000000000000000/payments']])
     assertError(await s.request(method, p, { body: method === 'GET' || method === 'DELETE' ? undefined : {} }), 401, 'unauthenticated');
 });
 
@@ -389,7 +427,8 @@ test('authorization matrix: an order and the order routes for each kind of calle
   const p = await product(sellerA, { price: 1_000, stock: 5 });
   assertSuccess(await add(buyer, p.sku, 1));
   assertSuccess(await add(suspended, p.sku, 1));
-  const id = assertSuccess(await checkout(buyer), 201).orders[0].id;
+  const made = assertSuccess(await checkout(buyer), 201);
+  const id = made.orders[0].id;
   assertSuccess(await s.post(`/api/v1/admin/users/${suspended.id}/suspend`, { reason: 'fraud reports' }, auth(admin)));
   const callers = { anonymous: null, buyer, otherBuyer, seller: sellerA, otherSeller: sellerB, suspended, admin };
   // [route, method, path, body, {caller: status}]
@@ -404,6 +443,9 @@ test('authorization matrix: an order and the order routes for each kind of calle
     ['cart', 'GET', '/api/v1/cart', undefined, { anonymous: 401, buyer: 200, suspended: 403 }],
     ['add to cart', 'POST', '/api/v1/cart/items', { sku_id: p.sku, quantity: 1 }, { anonymous: 401, suspended: 403, seller: 422 }],
     ['checkout', 'POST', '/api/v1/orders', {}, { anonymous: 401, suspended: 403 }],
+    // Only its buyer pays a checkout again.
+    ['pay a checkout again', 'POST', `/api/v1/checkouts/${made.id}/payments`, { provider: 'sandbox' },
+      { anonymous: 401, otherBuyer: 404, seller: 404, otherSeller: 404, suspended: 403, admin: 404 }],
   ];
   const failures = [];
   for (const [name, method, url, body, expected] of rows)

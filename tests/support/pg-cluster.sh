@@ -10,6 +10,10 @@
 # `postgres` user (runuser) and DIR is made owned by that user. Works as a normal
 # user too. Auth is `trust`: for test clusters only. Diagnostics go to stderr;
 # the server log is DIR/postgres.log.
+#
+# Tests trade durability for speed (fsync off, 64 MB of shared buffers);
+# PG_CLUSTER_SETTINGS="-c name=value …" comes after those and wins (the
+# benchmarks run a production-like cluster that way).
 set -euo pipefail
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -74,7 +78,7 @@ start() {
     if as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
          -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-             -c shared_buffers=64MB" \
+             -c shared_buffers=64MB ${PG_CLUSTER_SETTINGS:-}" \
          start >"$dir/pg_ctl.log" 2>&1; then
       # pg_ctl -w waited for the postmaster; also check TCP on the chosen port.
       local i

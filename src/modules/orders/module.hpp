@@ -7,8 +7,9 @@
 // updates), make one order per seller and, for the wallet, pay each from the
 // buyer's balance. With a gateway, one payment for the checkout's total goes
 // to the buyer's wallet when it succeeds, and each order still waiting is
-// then paid from there. An order not paid in 15 minutes is cancelled and its
-// stock released (the process's timer).
+// then paid from there (a checkout may be paid again, for what it still
+// owes, when its payment failed). An order not paid in 15 minutes is
+// cancelled and its stock released (the process's timer).
 #pragma once
 #include <optional>
 #include <string>
@@ -67,6 +68,11 @@ class Orders {
 
   // ---- checkout and orders
   json checkout(const identity::Principal& who, const CheckoutRequest& r, const std::string& request_id);
+  // A new gateway payment for what a checkout still owes (its orders
+  // waiting for payment): after the first failed to start, or declined, or
+  // to pay later. 404 for another buyer's; 409 nothing_to_pay.
+  json pay_checkout_again(const identity::Principal& who, const std::string& checkout_id, const std::string& provider,
+                          const std::optional<std::string>& return_url, const std::string& request_id);
   json order(db::Tx& tx, const std::string& id, const identity::Principal& who);
   std::pair<json, json> orders(db::Tx& tx, const OrderFilter& f, const identity::Principal& who);
   // The buyer or seller cancels: before payment (stock released) or after
@@ -90,6 +96,10 @@ class Orders {
   json order_json(db::Tx& tx, const transactions::Record& txn, const identity::Principal& who, bool full);
   std::vector<catalog::StockLine> lines_of(db::Tx& tx, const std::string& order_id);
   void pay_checkout(const std::string& payment_id, const std::string& request_id);
+  // A top-up through the gateway into the buyer's wallet, under `payment_id`.
+  json start_payment(const identity::Principal& who, const std::string& payment_id, int64_t amount,
+                     const std::string& currency, const std::string& provider,
+                     const std::optional<std::string>& return_url, const std::string& request_id);
   transactions::Record load_order(db::Tx& tx, const std::string& id, const identity::Principal& who);
 
   db::Database& db_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "core/id.hpp"
 #include "core/log.hpp"
@@ -159,6 +160,9 @@ json Orders::checkout(const identity::Principal& who, const CheckoutRequest& r, 
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
             {checkout_id, who.user_id, total, currency, r.provider ? db::Value(*r.provider) : db::Value(nullptr),
              gateway ? db::Value(payment_id) : db::Value(nullptr), now});
+    if (gateway)
+      tx.exec("INSERT INTO checkout_payments (payment_id, checkout_id, amount, created_at) VALUES ($1, $2, $3, $4)",
+              {payment_id, checkout_id, total, now});
     // One order per seller, in seller order.
     std::map<std::string, std::vector<const db::Row*>> by_seller;
     for (const auto& l : claimed) by_seller[by_sku[l.text("sku_id")].seller_id].push_back(&l);
@@ -219,21 +223,56 @@ json Orders::checkout(const identity::Principal& who, const CheckoutRequest& r, 
   if (!gateway) return out;
   // One payment for the whole checkout, into the buyer's wallet; when it
   // succeeds, follow_payments pays each order from there.
-  payments::Payments::PayRequest pay;
-  pay.topup_amount = total;
-  pay.currency = currency;
-  pay.provider = *r.provider;
-  pay.return_url = r.return_url;
-  pay.payment_id = payment_id;
   try {
-    out["payment"] = payments_.pay(who, pay, request_id);
+    out["payment"] = start_payment(who, payment_id, total, currency, *r.provider, r.return_url, request_id);
   } catch (const ApiError& e) {
     // The orders stand (their stock held for 15 minutes); the buyer pays
-    // them again through POST /payments.
+    // them again with POST /checkouts/{id}/payments (or each with POST /payments).
     out["payment_error"] = {{"code", e.code()}, {"message", e.what()}};
     log::warn("checkout payment not started", {{"checkout_id", checkout_id}, {"code", e.code()}, {"request_id", request_id}});
   }
   return out;
+}
+
+json Orders::start_payment(const identity::Principal& who, const std::string& payment_id, int64_t amount,
+                           const std::string& currency, const std::string& provider,
+                           const std::optional<std::string>& return_url, const std::string& request_id) {
+  payments::Payments::PayRequest pay;
+  pay.topup_amount = amount;
+  pay.currency = currency;
+  pay.provider = provider;
+  pay.return_url = return_url;
+  pay.payment_id = payment_id;
+  return payments_.pay(who, pay, request_id);
+}
+
+json Orders::pay_checkout_again(const identity::Principal& who, const std::string& checkout_id, const std::string& provider,
+                                const std::optional<std::string>& return_url, const std::string& request_id) {
+  const auto& enabled = payments_.options().providers;
+  if (provider == "wallet" || std::find(enabled.begin(), enabled.end(), provider) == enabled.end())
+    throw ApiError::unprocessable("unknown_provider", "Pay a checkout again through a gateway that is enabled here.",
+                                  {{"providers", enabled}});
+  std::string payment_id = new_id("pay");
+  auto [amount, currency, orders] = db_.write([&](db::Tx& tx) {
+    auto c = tx.query_one("SELECT id, buyer_id, currency FROM checkouts WHERE id = $1" + std::string(tx.for_update()),
+                          {checkout_id});
+    if (!c || c->text("buyer_id") != who.user_id) throw ApiError::not_found("No such checkout.");
+    int64_t due = 0;
+    json waiting = json::array();
+    for (const auto& d : tx.query("SELECT order_id, subtotal FROM order_details WHERE checkout_id = $1 ORDER BY order_id",
+                                  {checkout_id})) {
+      auto txn = transactions_.load(tx, d.text("order_id"));
+      if (!txn || txn->state != "pending_payment") continue;
+      due += d.integer("subtotal");
+      waiting.push_back(d.text("order_id"));
+    }
+    if (due == 0) throw ApiError::conflict("nothing_to_pay", "No order of this checkout is waiting for payment.");
+    tx.exec("INSERT INTO checkout_payments (payment_id, checkout_id, amount, created_at) VALUES ($1, $2, $3, $4)",
+            {payment_id, checkout_id, due, now_text()});
+    return std::tuple{due, c->text("currency"), waiting};
+  });
+  json payment = start_payment(who, payment_id, amount, currency, provider, return_url, request_id);
+  return {{"checkout_id", checkout_id}, {"amount", amount}, {"currency", currency}, {"orders", orders}, {"payment", payment}};
 }
 
 void Orders::follow_payments(jobs::Outbox& outbox) {
@@ -247,7 +286,9 @@ void Orders::follow_payments(jobs::Outbox& outbox) {
 
 void Orders::pay_checkout(const std::string& payment_id, const std::string& request_id) {
   auto checkout = db_.read([&](db::Tx& tx) {
-    return tx.query_one("SELECT id, buyer_id FROM checkouts WHERE payment_id = $1", {payment_id});
+    return tx.query_one("SELECT c.id, c.buyer_id FROM checkout_payments p JOIN checkouts c ON c.id = p.checkout_id"
+                        " WHERE p.payment_id = $1",
+                        {payment_id});
   });
   if (!checkout) return;  // a plain top-up
   std::vector<std::string> ids = db_.read([&](db::Tx& tx) {

@@ -146,6 +146,24 @@ void register_routes(api::Router& router, Orders& o, identity::Identity& identit
     });
   });
 
+  // What a checkout still owes, paid again through a gateway (after its
+  // first payment failed to start or was declined, or to pay later).
+  router.post("/api/v1/checkouts/{id:id}/payments", [&](Request& req) -> awaitable<Response> {
+    auto who = co_await identity::require_user(req, identity, blocking);
+    Validator v(req.json_object());
+    v.only({"provider", "return_url"});
+    auto provider = v.text("provider", 1, 40);
+    std::optional<std::string> return_url;
+    if (v.has("return_url"))
+      if (auto x = v.url("return_url")) return_url = *x;
+    v.done();
+    co_return co_await idempotency.run(req, who.user_id, blocking, [&]() -> awaitable<Response> {
+      json out = co_await blocking.run(
+          [&] { return o.pay_checkout_again(who, req.param("id"), *provider, return_url, req.request_id); });
+      co_return api::ok(req, std::move(out), http::status::created);
+    });
+  });
+
   router.get("/api/v1/orders", [&](Request& req) -> awaitable<Response> {
     OrderFilter f = list_filter(req);
     f.role = "buyer";

@@ -5,15 +5,18 @@
 // product.* (stock_changed too, when a SKU runs out or comes back),
 // category.*, seller_profile.* and seller_products.* (a suspended seller's
 // products leave, and come back) events make a worker re-read the
-// current document from its owner (Catalog::search_document, the identity
-// module's seller profile) and write it, or take it out when it should no
-// longer be found. Re-reading makes the handlers idempotent and order-free.
-// `souq search reindex` rebuilds the whole index the same way.
+// current documents from their owner (Catalog::search_documents, a batch
+// at once; the identity module's seller profile) and write them, or take
+// them out when they should no longer be found. Re-reading makes the
+// handlers idempotent and order-free. `souq search reindex` rebuilds the
+// whole index the same way, a few hundred documents a statement.
 //
 // Words are matched exactly, and a query word of 5 letters or more that no
 // document has also finds the indexed words one edit away (two from 8
-// letters): "hedphones" finds "headphones". Filters, sorts and facets read a
-// plain table with indexes; facet counts are SQL aggregates over it.
+// letters): "hedphones" finds "headphones". The words live beside the
+// documents (TextIndex), where a query on words alone is also ranked.
+// Filters, sorts and facets read a plain table with indexes; facet counts
+// are SQL aggregates over it.
 //
 // Two caches stand in front: anonymous result pages for a second (as the
 // other public lists; an index change on this node drops them), and the
