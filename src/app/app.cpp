@@ -323,16 +323,16 @@ int App::seed(const marketplace::SeedOptions& options, const catalog::SeedOption
     auto at = std::chrono::steady_clock::now();
     modules.catalog.seed(catalog, [&](int64_t done) { progress_bar("seeding", done, catalog.products, "products", at); });
     std::cerr << "\n";
-    db_->analyze();
+    db_->after_bulk_load();
     at = std::chrono::steady_clock::now();
-    modules.search.reindex({false, 2000}, [&](int64_t done, int64_t total) {
+    modules.search.reindex({false, 1000}, [&](int64_t done, int64_t total) {
       progress_bar("indexing", done, total, "documents", at);
     });
     std::cerr << "\n";
     std::cout << "seeded " << catalog.products << " products with " << catalog.skus_per_product << " SKUs each from "
               << catalog.sellers << " shops, and indexed them\n";
   }
-  db_->analyze();
+  db_->after_bulk_load();
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::cout << "done in " << int(seconds) << " s\n";
   modules.stop();
@@ -351,7 +351,7 @@ int App::search_reindex(bool fresh, int batch) {
     indexed = done;
   });
   std::cerr << "\n";
-  db_->analyze();  // the planner's statistics of the rebuilt index
+  db_->after_bulk_load();  // the planner's statistics of the rebuilt index, its rows visible
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::cout << "indexed " << indexed << " documents (products and sellers) in " << int(seconds) << " s\n";
   modules.stop();

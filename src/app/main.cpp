@@ -338,8 +338,10 @@ int main(int argc, char** argv) {
   int reindex_batch = 200;
   search_reindex->add_flag("--fresh", reindex_fresh,
                            "Empty the index (and its vocabulary) first; searches find less until it is done");
+  // Each document of a batch holds a lock until its transaction ends
+  // (PostgreSQL's lock table has room for some thousands in all).
   search_reindex->add_option("--batch", reindex_batch, "Documents per transaction")
-      ->check(CLI::Range(1, 10000))
+      ->check(CLI::Range(1, 1000))
       ->capture_default_str();
 
   auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");

@@ -164,6 +164,7 @@ Modules::Modules(const Config& config, db::Database& db, jobs::Queue& queue, job
   realtime.on_node_message(catalog::Catalog::kSellerChanged, [this](const json& data) {
     if (data.is_string()) catalog.forget_seller(data.get<std::string>());
   });
+  realtime.on_node_message(catalog::Catalog::kCatalogChanged, [this](const json&) { catalog.forget_all(); });
   realtime.start();
   route_to_user_channels(outbox);
   chat.use_for_actions();

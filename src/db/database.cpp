@@ -92,13 +92,35 @@ Rows newest_first(Tx& tx, const std::string& select,
   return tx.query(sql + " ORDER BY id DESC LIMIT $1", params);
 }
 
-std::string bind_list(Params& params, const std::vector<std::string>& values) {
+namespace {
+template <class T>
+std::string bind_all(Params& params, const std::vector<T>& values) {
   std::string out;
   for (const auto& v : values) {
     params.emplace_back(v);
     out += (out.empty() ? "$" : ", $") + std::to_string(params.size());
   }
   return out;
+}
+}  // namespace
+
+std::string bind_list(Params& params, const std::vector<std::string>& values) { return bind_all(params, values); }
+std::string bind_list(Params& params, const std::vector<int64_t>& values) { return bind_all(params, values); }
+
+void lock_keys(Tx& tx, std::vector<std::string> keys) {
+  if (tx.engine() != Engine::postgres || keys.empty()) return;
+  // (class, key) locks never meet the single-key ones (migrations). Taken
+  // in the order of their hashes, each hash once: two transactions locking
+  // overlapping sets never wait on each other in a circle.
+  Params params;
+  std::string values;
+  for (auto& k : keys) {
+    params.emplace_back(std::move(k));
+    values += (values.empty() ? "($" : ", ($") + std::to_string(params.size()) + ")";
+  }
+  tx.query("SELECT pg_advisory_xact_lock(21317, h) FROM (SELECT DISTINCT hashtext(k) AS h FROM (VALUES " + values +
+               ") AS v (k) ORDER BY h) AS o",
+           params);
 }
 
 }  // namespace souq::db

@@ -43,6 +43,10 @@ class Tx {
   // the same rows take their locks in one order.
   std::string_view for_update() const { return engine() == Engine::postgres ? " FOR UPDATE" : ""; }
 
+  // " FOR SHARE" on PostgreSQL: the row cannot change or go until the
+  // transaction ends, and a change committed meanwhile is seen; nothing on SQLite.
+  std::string_view for_share() const { return engine() == Engine::postgres ? " FOR SHARE" : ""; }
+
   // " FOR UPDATE SKIP LOCKED" on PostgreSQL; nothing on SQLite, whose single
   // writer already serialises the claim.
   std::string_view for_update_skip_locked() const {
@@ -60,6 +64,12 @@ class Tx {
 // Appends `values` to `params` and returns their placeholders, "$4, $5, $6",
 // for an IN (…) list.
 std::string bind_list(Params& params, const std::vector<std::string>& values);
+std::string bind_list(Params& params, const std::vector<int64_t>& values);
+
+// Serialises, until `tx` ends, the transactions that lock any of the same
+// keys ("product:prod_…"): a transaction-scoped advisory lock on
+// PostgreSQL; nothing on SQLite, whose single writer serialises writers.
+void lock_keys(Tx& tx, std::vector<std::string> keys);
 
 // One page of a list ordered by id, newest first: `select` is "SELECT … FROM
 // table"; each filter with a value adds "column = value"; `before` (a
@@ -101,6 +111,12 @@ class Database {
   // (analysis_limit), so this takes milliseconds. PostgreSQL's autovacuum
   // keeps its own; call it after a bulk load.
   void analyze();
+  // After loading or rebuilding much at once (souq seed, souq search
+  // reindex): analyze(), and on PostgreSQL a VACUUM first, which marks the
+  // new rows visible to every transaction. Until autovacuum gets there, an
+  // index-only scan reads each row's table page as well (the counts of a
+  // search over a freshly seeded million products took seconds).
+  virtual void after_bulk_load() { analyze(); }
 
   // Runs fn(tx) in a read-write transaction and commits. On a retryable error
   // the whole of fn runs again, so fn must have no effect outside tx.

@@ -711,6 +711,24 @@ test("a suspended seller's products are hidden from everyone but admins, and com
   assert.equal(assertSuccess(await s.get('/api/v1/cart', auth(customer))).checkout_ready, true);
 });
 
+test('products of sellers suspended before their standing was kept are hidden by the upkeep job at the next start', async () => {
+  const shop = await makeSeller(s, admin, `old-${tag()}`);
+  const p = await createProduct(shop);
+  await suspend(s, admin, shop);
+  await eventually('the page goes', async () => (await s.get(`/api/v1/products/${p.id}`)).status === 404);
+  // As a database from before the upgrade: the flag at its default, the upkeep owed.
+  sql(s, `UPDATE products SET seller_active = 1 WHERE id = '${p.id}'`);
+  sql(s, "INSERT INTO catalog_upkeep (task) VALUES ('seller_standing')");
+  const t = await startSouq({ database: s.dbUrl });
+  try {
+    await eventually('the next start hides it again', async () => (await t.get(`/api/v1/products/${p.id}`)).status === 404);
+    assert.equal(sql(s, 'SELECT COUNT(*) FROM catalog_upkeep'), '0', 'done once');
+    assert.equal(sql(s, `SELECT seller_active FROM products WHERE id = '${p.id}'`), '0');
+  } finally {
+    await t.stop();
+  }
+});
+
 test('--product-cache-ttl: a page in memory lives that long at most', async () => {
   const t = await startSouq({ args: ['--product-cache-ttl', '1'] });
   try {

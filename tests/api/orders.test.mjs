@@ -394,7 +394,11 @@ test('a checkout is paid again for what it still owes: paid later, declined, the
   assertError(await s.post('/api/v1/checkouts/chk_00000000000000000000000000/payments', { provider: 'sandbox' }, withKey(buyer)), 404, 'not_found');
   assert.equal((await order(kept.id, buyer)).state, 'pending_payment', 'the refusals changed nothing');
 
-  const declined = assertSuccess(await s.post(url, { provider: 'sandbox' }, withKey(buyer)), 201);
+  // Eight at once: one payment is started; the others are told one is under way.
+  const racing = await Promise.all(Array.from({ length: 8 }, () => s.post(url, { provider: 'sandbox' }, withKey(buyer))));
+  assert.deepEqual(racing.map((r) => r.status).sort(), [201, 409, 409, 409, 409, 409, 409, 409]);
+  for (const r of racing.filter((x) => x.status === 409)) assert.equal(r.json.error.code, 'payment_in_progress');
+  const declined = racing.find((r) => r.status === 201).json.data;
   assert.deepEqual([declined.amount, declined.currency, declined.orders], [owed, 'EGP', [kept.id]]);
   assertSuccess(await s.post(`/sandbox/checkout/${declined.payment.id}/complete`, { outcome: 'failed' }), 202);
   await eventually('the payment is declined', async () =>

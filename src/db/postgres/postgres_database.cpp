@@ -207,6 +207,17 @@ void PostgresDatabase::give_back(std::unique_ptr<PgConnection> c) {
   cv_.notify_one();
 }
 
+void PostgresDatabase::after_bulk_load() {
+  auto conn = take();
+  try {
+    conn->script("VACUUM (ANALYZE)");  // never inside a transaction
+  } catch (...) {
+    give_back(std::move(conn));
+    throw;
+  }
+  give_back(std::move(conn));
+}
+
 void PostgresDatabase::run(Kind kind, const std::function<void(Tx&)>& fn) {
   std::vector<std::function<void()>> after;
   run_with_retry(options_, [&] {

@@ -21,6 +21,7 @@ class PostgresDatabase final : public Database {
 
   Engine engine() const override { return Engine::postgres; }
   PoolStats pool_stats() const override;
+  void after_bulk_load() override;
 
  protected:
   void run(Kind kind, const std::function<void(Tx&)>& fn) override;

@@ -29,10 +29,11 @@ json category_json(const db::Row& r) {
           {"updated_at", r.text("updated_at")}};
 }
 
-std::optional<db::Row> load_category(db::Tx& tx, const std::string& id_or_slug, bool lock = false) {
+// `locking`: tx.for_update(), tx.for_share() or nothing.
+std::optional<db::Row> load_category(db::Tx& tx, const std::string& id_or_slug, std::string_view locking = {}) {
   return tx.query_one(std::string("SELECT ") + kCategoryColumns + " FROM categories WHERE " +
                           (is_id(id_or_slug, "cat") ? "id" : "slug") + " = $1 AND deleted_at IS NULL" +
-                          std::string(lock ? tx.for_update() : ""),
+                          std::string(locking),
                       {id_or_slug});
 }
 
@@ -80,8 +81,8 @@ json Catalog::category_tree(db::Tx& tx) {
   return roots;
 }
 
-std::optional<json> Catalog::find_category(db::Tx& tx, const std::string& id_or_slug) {
-  auto r = load_category(tx, id_or_slug);
+std::optional<json> Catalog::find_category(db::Tx& tx, const std::string& id_or_slug, bool share) {
+  auto r = load_category(tx, id_or_slug, share ? tx.for_share() : std::string_view());
   if (!r) return std::nullopt;
   json out = category_json(*r);
   out["path"] = r->text("path");
@@ -126,7 +127,7 @@ json Catalog::create_category(const identity::Principal& admin, const json& f, c
     int64_t depth = 0;
     std::optional<std::string> parent_id;
     if (f.contains("parent") && f["parent"].is_string()) {
-      auto parent = load_category(tx, f["parent"].get<std::string>());
+      auto parent = load_category(tx, f["parent"].get<std::string>(), tx.for_share());
       if (!parent) throw ApiError::unprocessable("unknown_category", "No such parent category.", {{"parent", f["parent"]}});
       if (parent->integer("depth") >= 7)
         throw ApiError::unprocessable("category_too_deep", "Categories nest at most 8 levels deep.");
@@ -152,7 +153,7 @@ json Catalog::create_category(const identity::Principal& admin, const json& f, c
 json Catalog::update_category(const identity::Principal& admin, const std::string& id, const json& f,
                               const std::string& request_id) {
   return db_.write([&](db::Tx& tx) {
-    auto row = load_category(tx, id, true);
+    auto row = load_category(tx, id, tx.for_update());
     if (!row) throw ApiError::not_found("No such category.");
     std::string cid = row->text("id");
     std::string now = now_text();
@@ -174,7 +175,7 @@ json Catalog::update_category(const identity::Principal& admin, const std::strin
       int64_t new_depth = 0;
       std::optional<std::string> parent_id;
       if (f["parent"].is_string()) {
-        auto parent = load_category(tx, f["parent"].get<std::string>());
+        auto parent = load_category(tx, f["parent"].get<std::string>(), tx.for_share());
         if (!parent) throw ApiError::unprocessable("unknown_category", "No such parent category.", {{"parent", f["parent"]}});
         std::string ppath = parent->text("path");
         if (ppath.compare(0, old_path.size(), old_path) == 0)
@@ -195,6 +196,8 @@ json Catalog::update_category(const identity::Principal& admin, const std::strin
               {old_path, int64_t(old_path.size()), new_path, shift});
     }
     tx.exec("UPDATE categories SET updated_at = $2 WHERE id = $1", {cid, now});
+    // Product pages show the category's name and path.
+    if (f.contains("name") || f.contains("slug") || f.contains("parent")) forget_all_at_commit(tx);
     audit::record(tx, {admin.user_id, "category.update", "category", cid, "", f, request_id});
     outbox_.emit(tx, "category.updated", {{"category_id", cid}}, cid, request_id);
     return category_json(*load_category(tx, cid));
@@ -204,7 +207,7 @@ json Catalog::update_category(const identity::Principal& admin, const std::strin
 std::string Catalog::delete_category(const identity::Principal& admin, const std::string& id,
                                      const std::string& request_id) {
   return db_.write([&](db::Tx& tx) {
-    auto row = load_category(tx, id, true);
+    auto row = load_category(tx, id, tx.for_update());
     if (!row) throw ApiError::not_found("No such category.");
     std::string cid = row->text("id");
     if (tx.query_one("SELECT 1 AS x FROM categories WHERE parent_id = $1 AND deleted_at IS NULL", {cid}))

@@ -14,18 +14,6 @@ namespace souq::catalog {
 
 namespace {
 
-// Rows of `table` whose `column` is one of `ids`, grouped by that column.
-std::map<std::string, std::vector<db::Row>> grouped(db::Tx& tx, const std::string& select, const std::string& column,
-                                                    const std::vector<std::string>& ids, const std::string& rest) {
-  std::map<std::string, std::vector<db::Row>> out;
-  if (ids.empty()) return out;
-  db::Params params;
-  std::string in = db::bind_list(params, ids);
-  for (const auto& r : tx.query(select + " WHERE " + column + " IN (" + in + ")" + rest, params))
-    out[r.text(column)].push_back(r);
-  return out;
-}
-
 template <class Rows>
 std::vector<std::string> distinct(const Rows& rows, const char* column) {
   std::set<std::string> seen;

@@ -102,11 +102,6 @@ void remove_files(storage::Storage& files, const std::string& product_id, const 
 
 }  // namespace
 
-void Catalog::register_jobs() {
-  queue_.handle("catalog.image", [this](const jobs::Job& job) { render_image(job.payload.at("image_id")); });
-  outbox_.subscribe("seller_profile.*", "catalog", [this](const json& event) { on_seller_event(event); });
-}
-
 json Catalog::add_image(const identity::Principal& who, const std::string& product_id, const std::string& content_type,
                         const std::string& bytes, const std::string& request_id) {
   // Whose product first (a read cannot lock it; the write below checks again).

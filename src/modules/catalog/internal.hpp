@@ -2,6 +2,7 @@
 // queries select, small helpers over them, and what rendering reads.
 #pragma once
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,19 @@ inline std::vector<std::string> path_ids(const std::string& path) {
 inline json rating_of(int64_t count, int64_t total) {
   if (count == 0) return {{"average", nullptr}, {"count", 0}};
   return {{"average", std::round(double(total) * 100.0 / double(count)) / 100.0}, {"count", count}};
+}
+
+// The rows `select` finds whose `column` is one of `ids` (then `rest`:
+// more conditions, an ORDER BY), grouped by that column.
+inline std::map<std::string, std::vector<db::Row>> grouped(db::Tx& tx, const std::string& select, const std::string& column,
+                                                    const std::vector<std::string>& ids, const std::string& rest) {
+  std::map<std::string, std::vector<db::Row>> out;
+  if (ids.empty()) return out;
+  db::Params params;
+  std::string in = db::bind_list(params, ids);
+  for (const auto& r : tx.query(select + " WHERE " + column + " IN (" + in + ")" + rest, params))
+    out[r.text(column)].push_back(r);
+  return out;
 }
 
 // What showing products needs besides their own rows, read for a page or

@@ -95,15 +95,17 @@ class Catalog {
   Catalog(db::Database& db, jobs::Queue& queue, jobs::Outbox& outbox, identity::Identity& identity,
           storage::Storage& files, Options options);
 
-  // catalog.image (renditions); the seller_profile.* consumer.
+  // catalog.image (renditions), catalog.seller_standing; the
+  // seller_profile.* consumer; queues the work a migration left.
   void register_jobs();
   // Reviews ask the orders module what the buyer bought.
   void use_purchases(PurchasedLines fn) { purchases_ = std::move(fn); }
   // Other nodes hear of changed products and sellers through `publish`
   // (topic kProductChanged or kSellerChanged, and the id); what they say
-  // arrives at forget() and forget_seller().
+  // arrives at forget(), forget_seller() and (kCatalogChanged) forget_all().
   static constexpr const char* kProductChanged = "product.changed";
   static constexpr const char* kSellerChanged = "seller.changed";
+  static constexpr const char* kCatalogChanged = "catalog.changed";
   using Publish = std::function<void(const std::string& topic, const std::string& id)>;
   void use_bus(Publish publish) { publish_ = std::move(publish); }
   void forget(const std::string& product_id) {
@@ -112,6 +114,10 @@ class Catalog {
   }
   void forget_seller(const std::string& seller_id) {
     cache_.forget_seller(seller_id);
+    list_cache_.bump();
+  }
+  void forget_all() {
+    cache_.forget_all();
     list_cache_.bump();
   }
   // Image URLs start here (set once the server knows its address).
@@ -129,7 +135,8 @@ class Catalog {
   // 409 category_in_use while it has children or products. Returns its id.
   std::string delete_category(const identity::Principal& admin, const std::string& id, const std::string& request_id);
   // By id or slug: {id, slug, name, path, attributes (effective)}; nullopt when absent.
-  std::optional<json> find_category(db::Tx& tx, const std::string& id_or_slug);
+  // `share`: kept from being deleted until `tx` ends (a product is filed there).
+  std::optional<json> find_category(db::Tx& tx, const std::string& id_or_slug, bool share = false);
 
   // ---- products
   // 403 seller_not_approved unless `who` is an approved seller.
@@ -222,9 +229,14 @@ class Catalog {
   json thumbnail(const std::string& product_id, const std::vector<db::Row>& images) const;
   // The seller's standing changed (seller_profile.* events): their products follow.
   void on_seller_event(const json& event);
+  void refresh_seller(const std::string& seller_id, const std::string& request_id);
+  // Every seller's, a page a job after `after` (catalog.seller_standing).
+  void refresh_sellers(const std::string& after);
   // After stock moved: pages forgotten; product.stock_changed where a SKU
   // ran out or came back (product id, crossed zero).
-  void stock_changed(db::Tx& tx, const std::vector<std::pair<std::string, int64_t>>& touched, const std::string& request_id);
+  void stock_changed(db::Tx& tx, const std::vector<std::pair<std::string, bool>>& touched, const std::string& request_id);
+  void move_stock(db::Tx& tx, const std::vector<StockLine>& lines, const char* what, const char* change, bool can_refill,
+                  const std::string& request_id);
   // Loads the product for its owner (or an admin) to change, locked unless
   // `lock` is false (a read-only transaction cannot lock): 404 when absent or
   // deleted, 403 not_product_owner for another seller.
@@ -236,6 +248,8 @@ class Catalog {
   void forget_at_commit(db::Tx& tx, const std::string& product_id);
   // Every cached page of the seller goes, on every node, when `tx` commits.
   void forget_seller_at_commit(db::Tx& tx, const std::string& seller_id);
+  // Every cached page, on every node, when `tx` commits.
+  void forget_all_at_commit(db::Tx& tx);
   json image_urls(const std::string& product_id, const std::string& image_id, const json& sizes) const;
   json effective_attributes(db::Tx& tx, const std::string& category_path);
   // 422 invalid_attributes unless every value is an attribute the category

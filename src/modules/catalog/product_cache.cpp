@@ -19,7 +19,7 @@ void ProductCache::store(const std::string& id, const std::string& seller_id, st
   if (!enabled()) return;
   std::lock_guard lock(mu_);
   // Changed while it was read (the product, or its seller).
-  if (forgotten_[bucket(id)] >= ticket || forgotten_[bucket(seller_id)] >= ticket) return;
+  if (forgotten_[bucket(id)] >= ticket || forgotten_[bucket(seller_id)] >= ticket || all_forgotten_ >= ticket) return;
   auto expires = std::chrono::steady_clock::now() + ttl_;
   if (auto it = entries_.find(id); it != entries_.end()) {
     if (it->second.seller_id == seller_id) {
@@ -59,13 +59,17 @@ void ProductCache::forget_seller(const std::string& seller_id) {
   mark_forgotten(seller_id);
   auto s = by_seller_.find(seller_id);
   if (s == by_seller_.end()) return;
-  std::unordered_set<std::string> ids = std::move(s->second);
-  by_seller_.erase(s);
+  std::unordered_set<std::string> ids = s->second;  // erase() changes the set
   for (const auto& id : ids)
-    if (auto it = entries_.find(id); it != entries_.end()) {
-      lru_.erase(it->second.lru);
-      entries_.erase(it);
-    }
+    if (auto it = entries_.find(id); it != entries_.end()) erase(it);
+}
+
+void ProductCache::forget_all() {
+  std::lock_guard lock(mu_);
+  all_forgotten_ = clock_.fetch_add(1, std::memory_order_acq_rel);
+  entries_.clear();
+  by_seller_.clear();
+  lru_.clear();
 }
 
 ProductCache::Stats ProductCache::stats() const {

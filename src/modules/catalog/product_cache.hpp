@@ -1,7 +1,7 @@
 // Rendered product pages kept in memory (seed 003: "cache hit 95 % of the
 // time"). Entries expire after `ttl`; forget(id) drops one at once, and
 // forget_seller(id) every page of one seller (whose name, rating or standing
-// each page embeds). A read that raced a change is not stored: take a ticket
+// each page embeds), forget_all() every page. A read that raced a change is not stored: take a ticket
 // before reading the database, and store() refuses when the product or its
 // seller was forgotten since (a hashed table of the last forget per bucket:
 // a collision costs one miss, never a stale page).
@@ -29,6 +29,8 @@ class ProductCache {
              uint64_t ticket);
   void forget(const std::string& id);
   void forget_seller(const std::string& seller_id);
+  // Every page (a category renamed or moved: pages show its name and path).
+  void forget_all();
 
   struct Stats {
     uint64_t hits = 0, misses = 0, size = 0;
@@ -55,6 +57,7 @@ class ProductCache {
   std::unordered_map<std::string, std::unordered_set<std::string>> by_seller_;
   std::list<std::string> lru_;  // most recently stored first
   std::array<uint64_t, kBuckets> forgotten_{};
+  uint64_t all_forgotten_ = 0;
   std::atomic<uint64_t> clock_{1};
   std::atomic<uint64_t> hits_{0}, misses_{0};
 };

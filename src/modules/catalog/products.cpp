@@ -133,20 +133,60 @@ void Catalog::forget_seller_at_commit(db::Tx& tx, const std::string& seller_id) 
   });
 }
 
+void Catalog::forget_all_at_commit(db::Tx& tx) {
+  tx.after_commit([this] {
+    forget_all();
+    if (publish_) publish_(kCatalogChanged, "");
+  });
+}
+
 // A seller's account or application changed. Their products are shown only
 // while the account is active and the seller approved; every cached page of
 // theirs goes either way (it embeds their name).
 void Catalog::on_seller_event(const json& event) {
   const json& payload = event.at("payload");
   if (!payload.contains("user_id") || !payload["user_id"].is_string()) return;
-  std::string seller = payload["user_id"];
   std::string request_id = event.contains("request_id") && event["request_id"].is_string() ? event["request_id"].get<std::string>() : "";
+  refresh_seller(payload["user_id"], request_id);
+}
+
+void Catalog::refresh_seller(const std::string& seller, const std::string& request_id) {
   db_.write([&](db::Tx& tx) {
+    // One seller's standing is decided one transaction at a time, reading
+    // it after the lock: a suspension and a reinstatement handled at once
+    // leave the later one's answer.
+    db::lock_keys(tx, {"catalog-seller:" + seller});
     bool active = identity_.is_active(tx, seller) && !identity_.business_names(tx, {seller}).empty();
     int64_t flag = active ? 1 : 0;
     if (tx.exec("UPDATE products SET seller_active = $2 WHERE seller_id = $1 AND seller_active <> $2", {seller, flag}) > 0)
       outbox_.emit(tx, "seller_products.changed", {{"seller_id", seller}, {"active", active}}, seller, request_id);
     forget_seller_at_commit(tx, seller);
+  });
+}
+
+// Once (catalog_upkeep): every seller's products get their standing, a
+// page of sellers per job.
+void Catalog::refresh_sellers(const std::string& after) {
+  auto sellers = db_.read([&](db::Tx& tx) {
+    std::vector<std::string> out;
+    for (const auto& r : tx.query("SELECT DISTINCT seller_id FROM products WHERE seller_id > $1 ORDER BY seller_id LIMIT 200",
+                                  {after}))
+      out.push_back(r.text("seller_id"));
+    return out;
+  });
+  for (const auto& seller : sellers) refresh_seller(seller, "");
+  if (sellers.size() == 200)
+    db_.write([&](db::Tx& tx) { queue_.enqueue(tx, "catalog.seller_standing", {{"after", sellers.back()}}); });
+}
+
+void Catalog::register_jobs() {
+  queue_.handle("catalog.image", [this](const jobs::Job& job) { render_image(job.payload.at("image_id")); });
+  queue_.handle("catalog.seller_standing", [this](const jobs::Job& job) { refresh_sellers(job.payload.value("after", "")); });
+  outbox_.subscribe("seller_profile.*", "catalog", [this](const json& event) { on_seller_event(event); });
+  // Work a migration left for the code (one node takes it).
+  db_.write([&](db::Tx& tx) {
+    if (tx.exec("DELETE FROM catalog_upkeep WHERE task = 'seller_standing'") == 1)
+      queue_.enqueue(tx, "catalog.seller_standing", {{"after", ""}});
   });
 }
 
@@ -189,7 +229,7 @@ void Catalog::require_seller(const identity::Principal& who) {
 json Catalog::create_product(const identity::Principal& who, const json& f, const std::string& request_id) {
   require_seller(who);
   return db_.write([&](db::Tx& tx) {
-    auto category = find_category(tx, f.at("category"));
+    auto category = find_category(tx, f.at("category"), true);
     if (!category) throw ApiError::unprocessable("unknown_category", "No such category.", {{"category", f["category"]}});
     json attributes = f.value("attributes", json::object());
     bool publish = f.value("status", "active") == "active";
@@ -255,7 +295,7 @@ json Catalog::update_product(const identity::Principal& who, const std::string& 
     json definitions;
     std::string category_id = row.text("category_id");
     if (f.contains("category")) {
-      auto category = find_category(tx, f["category"]);
+      auto category = find_category(tx, f["category"], true);
       if (!category) throw ApiError::unprocessable("unknown_category", "No such category.", {{"category", f["category"]}});
       category_id = (*category)["id"];
       definitions = (*category)["attributes"];
@@ -500,16 +540,9 @@ std::vector<SkuQuote> Catalog::quote(db::Tx& tx, const std::vector<std::string>&
   for (const auto& [_, q] : found) products.push_back(q.product_id);
   std::sort(products.begin(), products.end());
   products.erase(std::unique(products.begin(), products.end()), products.end());
-  if (!products.empty()) {
-    db::Params image_params;
-    std::string image_in = db::bind_list(image_params, products);
-    std::map<std::string, std::vector<db::Row>> images;
-    for (const auto& i : tx.query("SELECT id, product_id, status, sizes FROM product_images WHERE product_id IN (" +
-                                      image_in + ") AND status = 'ready' AND deleted_at IS NULL ORDER BY product_id, position, id",
-                                  image_params))
-      images[i.text("product_id")].push_back(i);
-    for (auto& [_, q] : found) q.image = thumbnail(q.product_id, images[q.product_id]);
-  }
+  auto images = grouped(tx, "SELECT id, product_id, status, sizes FROM product_images", "product_id", products,
+                        " AND status = 'ready' AND deleted_at IS NULL ORDER BY product_id, position, id");
+  for (auto& [_, q] : found) q.image = thumbnail(q.product_id, images[q.product_id]);
   for (const auto& id : sku_ids)
     if (auto it = found.find(id); it != found.end()) out.push_back(it->second);
   return out;
@@ -533,10 +566,10 @@ void per_line(std::vector<StockLine> lines, F fn) {
 // Each stock change returns the product and what its SKU has left: the
 // product's cached page goes, and the search index hears of a SKU that ran
 // out or came back (in_stock), not of every unit sold.
-void Catalog::stock_changed(db::Tx& tx, const std::vector<std::pair<std::string, int64_t>>& touched,
+void Catalog::stock_changed(db::Tx& tx, const std::vector<std::pair<std::string, bool>>& touched,
                             const std::string& request_id) {
   std::map<std::string, bool> products;  // product id → a SKU crossed zero
-  for (const auto& [product_id, crossed] : touched) products[product_id] |= crossed != 0;
+  for (const auto& [product_id, crossed] : touched) products[product_id] = products[product_id] || crossed;
   for (const auto& [product_id, crossed] : products) {
     forget_at_commit(tx, product_id);
     if (crossed) outbox_.emit(tx, "product.stock_changed", {{"product_id", product_id}}, product_id, request_id);
@@ -544,7 +577,7 @@ void Catalog::stock_changed(db::Tx& tx, const std::vector<std::pair<std::string,
 }
 
 void Catalog::reserve(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
-  std::vector<std::pair<std::string, int64_t>> touched;
+  std::vector<std::pair<std::string, bool>> touched;
   per_line(lines, [&](const StockLine& l) {
     auto row = tx.query_one("UPDATE skus SET reserved = reserved + $2 WHERE id = $1 AND deleted_at IS NULL"
                             " AND stock - reserved >= $2 RETURNING product_id, stock - reserved AS available",
@@ -560,49 +593,33 @@ void Catalog::reserve(db::Tx& tx, const std::vector<StockLine>& lines, const std
   stock_changed(tx, touched, request_id);
 }
 
-namespace {
-// Whether a change can take a SKU's available units to zero or up from it.
-enum class Crossing { none, up_from_zero };
-
-// `sql` ends with RETURNING product_id, stock - reserved AS available.
-std::vector<std::pair<std::string, int64_t>> stock_update(db::Tx& tx, const std::vector<StockLine>& lines, const char* sql,
-                                                          const char* what, Crossing crossing) {
-  std::vector<std::pair<std::string, int64_t>> touched;
+// Commit, release and restock: one guarded update per line (`change` is
+// "SET … WHERE id = $1 AND guard", $2 the quantity), each of which must
+// find its SKU. Only units coming back (release, restock) can bring a SKU
+// up from zero; commit leaves what can be bought as it was.
+void Catalog::move_stock(db::Tx& tx, const std::vector<StockLine>& lines, const char* what, const char* change,
+                         bool can_refill, const std::string& request_id) {
+  std::string sql = std::string("UPDATE skus SET ") + change + " RETURNING product_id, stock - reserved AS available";
+  std::vector<std::pair<std::string, bool>> touched;
   per_line(lines, [&](const StockLine& l) {
     auto row = tx.query_one(sql, {l.sku_id, l.quantity});
     if (!row) throw std::logic_error(std::string("stock ") + what + " found nothing to change for " + l.sku_id);
-    int64_t available = row->integer("available");
-    touched.emplace_back(row->text("product_id"), crossing == Crossing::up_from_zero && available == l.quantity);
+    touched.emplace_back(row->text("product_id"), can_refill && row->integer("available") == l.quantity);
   });
-  return touched;
+  stock_changed(tx, touched, request_id);
 }
-}  // namespace
 
 void Catalog::commit(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
-  // What can be bought does not change: the reserved units leave the shelf.
-  stock_changed(tx,
-                stock_update(tx, lines,
-                             "UPDATE skus SET stock = stock - $2, reserved = reserved - $2 WHERE id = $1 AND reserved >= $2"
-                             " RETURNING product_id, stock - reserved AS available",
-                             "commit", Crossing::none),
-                request_id);
+  move_stock(tx, lines, "commit", "stock = stock - $2, reserved = reserved - $2 WHERE id = $1 AND reserved >= $2", false,
+             request_id);
 }
 
 void Catalog::release(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
-  stock_changed(tx,
-                stock_update(tx, lines,
-                             "UPDATE skus SET reserved = reserved - $2 WHERE id = $1 AND reserved >= $2"
-                             " RETURNING product_id, stock - reserved AS available",
-                             "release", Crossing::up_from_zero),
-                request_id);
+  move_stock(tx, lines, "release", "reserved = reserved - $2 WHERE id = $1 AND reserved >= $2", true, request_id);
 }
 
 void Catalog::restock(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
-  stock_changed(tx,
-                stock_update(tx, lines,
-                             "UPDATE skus SET stock = stock + $2 WHERE id = $1 RETURNING product_id, stock - reserved AS available",
-                             "restock", Crossing::up_from_zero),
-                request_id);
+  move_stock(tx, lines, "restock", "stock = stock + $2 WHERE id = $1", true, request_id);
 }
 
 }  // namespace souq::catalog

@@ -13,6 +13,10 @@
 namespace souq::orders {
 namespace {
 
+// How long a checkout's gateway payment may stay pending before another is
+// started for the same orders (they lapse after as long).
+constexpr std::chrono::minutes kPaymentPatience{15};
+
 constexpr const char* kDetailColumns =
     "order_id, checkout_id, buyer_id, seller_id, subtotal, currency, shipping_address, stock, carrier, tracking_number,"
     " shipped_at, delivered_at, created_at";
@@ -267,11 +271,39 @@ json Orders::pay_checkout_again(const identity::Principal& who, const std::strin
       waiting.push_back(d.text("order_id"));
     }
     if (due == 0) throw ApiError::conflict("nothing_to_pay", "No order of this checkout is waiting for payment.");
+    // A payment of this checkout still under way (the buyer at the gateway's
+    // page, its webhook not in yet, or under review) would be charged twice.
+    // After 15 minutes (as long as orders wait) it counts as abandoned: if
+    // it goes through after all, its money stays in the buyer's wallet.
+    std::string starting = time_ago(std::chrono::seconds(60));
+    for (const auto& p : tx.query("SELECT payment_id, created_at FROM checkout_payments WHERE checkout_id = $1"
+                                  " AND created_at > $2",
+                                  {checkout_id, time_ago(kPaymentPatience)})) {
+      std::string status;
+      try {
+        status = payments_.payment(tx, p.text("payment_id"), who).value("status", "");
+      } catch (const ApiError&) {
+        // Not made yet: another request is starting it now, or (after a
+        // minute) its node stopped before it could.
+        status = p.text("created_at") > starting ? "starting" : "";
+      }
+      if (status == "pending" || status == "flagged" || status == "starting")
+        throw ApiError::conflict("payment_in_progress", "A payment of this checkout is still under way; finish or abandon it first.",
+                                 {{"payment_id", p.text("payment_id")}, {"status", status}});
+    }
     tx.exec("INSERT INTO checkout_payments (payment_id, checkout_id, amount, created_at) VALUES ($1, $2, $3, $4)",
             {payment_id, checkout_id, due, now_text()});
     return std::tuple{due, c->text("currency"), waiting};
   });
-  json payment = start_payment(who, payment_id, amount, currency, provider, return_url, request_id);
+  json payment;
+  try {
+    payment = start_payment(who, payment_id, amount, currency, provider, return_url, request_id);
+  } catch (const ApiError&) {
+    // Not started: nothing of this attempt is left (the row went in first
+    // so that a webhook faster than this answer finds its checkout).
+    db_.write([&](db::Tx& tx) { tx.exec("DELETE FROM checkout_payments WHERE payment_id = $1", {payment_id}); });
+    throw;
+  }
   return {{"checkout_id", checkout_id}, {"amount", amount}, {"currency", currency}, {"orders", orders}, {"payment", payment}};
 }
 

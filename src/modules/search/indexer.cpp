@@ -150,16 +150,6 @@ json product_hit(const json& d, const json& category, const json& published) {
           {"published_at", published}};
 }
 
-// "$1, $2 …" of integers.
-std::string doc_list(db::Params& params, const std::vector<int64_t>& docs) {
-  std::string out;
-  for (int64_t d : docs) {
-    params.push_back(d);
-    out += (out.empty() ? "$" : ", $") + std::to_string(params.size());
-  }
-  return out;
-}
-
 }  // namespace
 
 // The documents' rows (the key column first), then their words beside them.
@@ -193,7 +183,7 @@ void Search::index_products(db::Tx& tx, std::vector<std::string> ids, Categories
   if (ids.empty()) return;
   std::vector<std::string> subjects;
   for (const auto& id : ids) subjects.push_back("product:" + id);
-  text_->lock(tx, subjects);
+  db::lock_keys(tx, subjects);
   touched(tx);
   std::vector<json> documents = catalog_.search_documents(tx, ids);
   // Those without a document should not be found.
@@ -247,7 +237,7 @@ void Search::index_products(db::Tx& tx, std::vector<std::string> ids, Categories
                   "ON CONFLICT (doc) DO UPDATE SET hit = excluded.hit");
 
   db::Params in_params;
-  std::string in = doc_list(in_params, docs);
+  std::string in = db::bind_list(in_params, docs);
   tx.exec("DELETE FROM search_product_attributes WHERE doc IN (" + in + ")", in_params);
   std::vector<db::Value> attribute_rows;
   for (size_t n = 0; n < docs.size(); ++n) {
@@ -275,7 +265,7 @@ void Search::remove_products(db::Tx& tx, const std::vector<std::string>& product
   if (docs.empty()) return;
   text_->remove(tx, kProductText, docs);
   db::Params doc_params;
-  std::string doc_in = doc_list(doc_params, docs);
+  std::string doc_in = db::bind_list(doc_params, docs);
   for (const char* table : {"search_product_attributes", "search_product_hits", "search_products"})
     tx.exec(std::string("DELETE FROM ") + table + " WHERE doc IN (" + doc_in + ")", doc_params);
 }
@@ -318,7 +308,7 @@ void Search::index_seller(const std::string& profile_id) {
 }
 
 void Search::index_seller(db::Tx& tx, const std::string& profile_id) {
-  text_->lock(tx, {"seller:" + profile_id});
+  db::lock_keys(tx, {"seller:" + profile_id});
   touched(tx);
   auto p = identity_.seller_profile(tx, profile_id);
   if (!p) return;
@@ -363,21 +353,15 @@ void Search::add_terms(db::Tx& tx, const std::vector<std::string>& all) {
   if (fresh.empty()) return;
   // In one order everywhere, so that two writers never wait on each other's words.
   std::vector<std::string> sorted(fresh.begin(), fresh.end());
-  for (size_t first = 0; first < sorted.size(); first += 100) {
-    std::string sql = "INSERT INTO search_terms (term, letters, head, tail) VALUES ";
-    db::Params params;
-    for (size_t i = first; i < std::min(sorted.size(), first + 100); ++i) {
-      auto cp = code_points(sorted[i]);
-      size_t n = params.size();
-      sql += std::string(i > first ? ", " : "") + "($" + std::to_string(n + 1) + ", $" + std::to_string(n + 2) + ", $" +
-             std::to_string(n + 3) + ", $" + std::to_string(n + 4) + ")";
-      std::u32string_view letters(cp);
-      for (db::Value v : {db::Value(sorted[i]), db::Value(int64_t(cp.size())), db::Value(to_utf8(letters.substr(0, 2))),
-                          db::Value(to_utf8(letters.substr(letters.size() - 2)))})
-        params.push_back(std::move(v));
-    }
-    tx.exec(sql + " ON CONFLICT (term) DO NOTHING", params);
+  std::vector<db::Value> rows;
+  for (const auto& term : sorted) {
+    auto cp = code_points(term);
+    std::u32string_view letters(cp);
+    for (db::Value v : {db::Value(term), db::Value(int64_t(cp.size())), db::Value(to_utf8(letters.substr(0, 2))),
+                        db::Value(to_utf8(letters.substr(letters.size() - 2)))})
+      rows.push_back(std::move(v));
   }
+  db::bulk_insert(tx, "search_terms (term, letters, head, tail)", 4, rows, "ON CONFLICT (term) DO NOTHING");
   tx.after_commit([this, sorted = std::move(sorted)] {
     std::lock_guard lock(terms_mutex_);
     if (known_terms_.size() > 500'000) known_terms_.clear();

@@ -1,6 +1,5 @@
 #include "modules/search/text_index.hpp"
 
-#include <algorithm>
 #include <map>
 
 namespace souq::search {
@@ -31,13 +30,6 @@ std::string quoted(const std::string& word, char quote) {
   return out + quote;
 }
 
-// "$1, $2, …" of integers.
-std::string integer_list(db::Params& params, const std::vector<int64_t>& values) {
-  std::string out;
-  for (int64_t v : values) out += (out.empty() ? "" : ", ") + placeholder(params, v);
-  return out;
-}
-
 class SqliteText final : public TextIndex {
  public:
   void put(db::Tx& tx, const TextTable& t, const DocWords& docs) override {
@@ -57,7 +49,7 @@ class SqliteText final : public TextIndex {
   void remove(db::Tx& tx, const TextTable& t, const std::vector<int64_t>& docs) override {
     if (docs.empty()) return;
     db::Params params;
-    std::string in = integer_list(params, docs);
+    std::string in = db::bind_list(params, docs);
     tx.exec(std::string("DELETE FROM ") + t.fts + " WHERE rowid IN (" + in + ")", params);
   }
 
@@ -84,7 +76,6 @@ class SqliteText final : public TextIndex {
         .has_value();
   }
 
-  void lock(db::Tx&, std::vector<std::string>) override {}
 
  private:
   // ("w1" OR "w1b") AND ("w2")
@@ -114,7 +105,7 @@ class PostgresText final : public TextIndex {
   void remove(db::Tx& tx, const TextTable& t, const std::vector<int64_t>& docs) override {
     if (docs.empty()) return;
     db::Params params;
-    std::string in = integer_list(params, docs);
+    std::string in = db::bind_list(params, docs);
     tx.exec(std::string("DELETE FROM ") + t.fts + " WHERE doc IN (" + in + ")", params);
   }
 
@@ -135,24 +126,6 @@ class PostgresText final : public TextIndex {
     return tx.query_one(std::string("SELECT 1 AS x FROM ") + t.fts + " WHERE words @@ $1::tsquery LIMIT 1",
                         {quoted(word, '\'')})
         .has_value();
-  }
-
-  void lock(db::Tx& tx, std::vector<std::string> subjects) override {
-    if (subjects.empty()) return;
-    // (class, key) advisory locks never meet the single-key ones (migrations).
-    if (subjects.size() == 1) {
-      tx.query("SELECT pg_advisory_xact_lock(21317, hashtext($1))", {subjects[0]});
-      return;
-    }
-    // In one order everywhere, so that two batches never wait on each other.
-    std::sort(subjects.begin(), subjects.end());
-    subjects.erase(std::unique(subjects.begin(), subjects.end()), subjects.end());
-    db::Params params;
-    std::string values;
-    for (const auto& s : subjects) values += (values.empty() ? "(" : ", (") + placeholder(params, s) + ")";
-    tx.query("SELECT pg_advisory_xact_lock(21317, hashtext(s)) FROM (SELECT s FROM (VALUES " + values +
-                 ") AS v (s) ORDER BY s COLLATE \"C\") AS o",
-             params);
   }
 
  private:

@@ -68,10 +68,6 @@ class TextIndex {
   // True when some document has this very word.
   virtual bool contains(db::Tx& tx, const TextTable& t, const std::string& word) = 0;
 
-  // Serialises indexing of these subjects until `tx` ends, so that two
-  // workers indexing the same product leave the newer document (SQLite's
-  // single writer does that already). Locks are taken in one order.
-  virtual void lock(db::Tx& tx, std::vector<std::string> subjects) = 0;
 };
 
 }  // namespace souq::search
