@@ -119,6 +119,13 @@ class Workers {
   std::vector<std::thread> threads_;
 };
 
+// The request an outbox event came from, as its subscribers see the event
+// ("" when none): for their log lines and the events they emit in turn.
+inline std::string request_id_of(const nlohmann::json& event) {
+  auto it = event.find("request_id");
+  return it != event.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 // Domain events, written in the business transaction; each subscriber gets
 // the event through a job of its own, so a slow or failing subscriber neither
 // blocks nor repeats the others.

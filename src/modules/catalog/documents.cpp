@@ -30,33 +30,26 @@ Catalog::Related Catalog::related(db::Tx& tx, const std::vector<db::Row>& produc
                    " AND deleted_at IS NULL ORDER BY product_id, position, id");
   r.images = grouped(tx, "SELECT id, product_id, status, sizes, width, height FROM product_images", "product_id", ids,
                      " AND deleted_at IS NULL ORDER BY product_id, position, id");
-  // The categories, then the ancestors they name.
-  std::vector<std::string> wanted = distinct(products, "category_id");
-  for (int round = 0; round < 2 && !wanted.empty(); ++round) {
-    db::Params params;
-    std::string in = db::bind_list(params, wanted);
-    for (const auto& c : tx.query("SELECT id, slug, name, path FROM categories WHERE id IN (" + in + ")", params))
-      r.categories.emplace(c.text("id"), c);
-    std::set<std::string> ancestors;
-    for (const auto& [id, c] : r.categories)
-      for (const auto& a : path_ids(c.text("path")))
-        if (!r.categories.count(a)) ancestors.insert(a);
-    wanted.assign(ancestors.begin(), ancestors.end());
-  }
+  // The products' categories, then the ancestors their paths name.
+  auto read_categories = [&](const std::vector<std::string>& wanted) {
+    for (auto& [id, found] : grouped(tx, "SELECT id, slug, name, path FROM categories", "id", wanted, ""))
+      r.categories.emplace(id, found.front());
+  };
+  read_categories(distinct(products, "category_id"));
+  std::set<std::string> ancestors;
+  for (const auto& [id, c] : r.categories)
+    for (const auto& a : path_ids(c.text("path")))
+      if (!r.categories.count(a)) ancestors.insert(a);
+  read_categories({ancestors.begin(), ancestors.end()});
   std::vector<std::string> sellers = distinct(products, "seller_id");
   r.seller_names = identity_.business_names(tx, sellers);
   std::vector<std::string> unnamed;
   for (const auto& s : sellers)
     if (!r.seller_names.count(s)) unnamed.push_back(s);
   if (!unnamed.empty()) r.people = identity_.summaries(tx, unnamed);
-  if (!sellers.empty()) {
-    db::Params params;
-    std::string in = db::bind_list(params, sellers);
-    for (const auto& s : tx.query("SELECT seller_id, rating_count, rating_total FROM seller_review_stats"
-                                  " WHERE seller_id IN (" + in + ")",
-                                  params))
-      r.seller_ratings[s.text("seller_id")] = {s.integer("rating_count"), s.integer("rating_total")};
-  }
+  for (auto& [seller, stats] : grouped(tx, "SELECT seller_id, rating_count, rating_total FROM seller_review_stats",
+                                        "seller_id", sellers, ""))
+    r.seller_ratings[seller] = {stats.front().integer("rating_count"), stats.front().integer("rating_total")};
   return r;
 }
 

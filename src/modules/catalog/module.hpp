@@ -145,8 +145,9 @@ class Catalog {
   // Owners and admins see any of theirs (not deleted, for owners); others
   // only active ones (404 otherwise).
   json product(db::Tx& tx, const std::string& id, const identity::Principal* viewer);
-  // The public page of an active product, rendered, from the cache when it
-  // holds it; nullptr when the product is not public.
+  // The public page of an active product, rendered from the database and
+  // kept in the cache (the route looks there first); nullptr when the
+  // product is not public.
   std::shared_ptr<const std::string> public_product(const std::string& id);
   json update_product(const identity::Principal& who, const std::string& id, const json& changes,
                       const std::string& request_id);
@@ -235,8 +236,9 @@ class Catalog {
   // After stock moved: pages forgotten; product.stock_changed where a SKU
   // ran out or came back (product id, crossed zero).
   void stock_changed(db::Tx& tx, const std::vector<std::pair<std::string, bool>>& touched, const std::string& request_id);
-  void move_stock(db::Tx& tx, const std::vector<StockLine>& lines, const char* what, const char* change, bool can_refill,
-                  const std::string& request_id);
+  enum class Crossing { none, to_zero, from_zero };
+  void move_stock(db::Tx& tx, const std::vector<StockLine>& lines, const char* change, Crossing crossing,
+                  const std::function<void(const StockLine&)>& refused, const std::string& request_id);
   // Loads the product for its owner (or an admin) to change, locked unless
   // `lock` is false (a read-only transaction cannot lock): 404 when absent or
   // deleted, 403 not_product_owner for another seller.

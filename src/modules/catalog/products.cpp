@@ -146,8 +146,7 @@ void Catalog::forget_all_at_commit(db::Tx& tx) {
 void Catalog::on_seller_event(const json& event) {
   const json& payload = event.at("payload");
   if (!payload.contains("user_id") || !payload["user_id"].is_string()) return;
-  std::string request_id = event.contains("request_id") && event["request_id"].is_string() ? event["request_id"].get<std::string>() : "";
-  refresh_seller(payload["user_id"], request_id);
+  refresh_seller(payload["user_id"], jobs::request_id_of(event));
 }
 
 void Catalog::refresh_seller(const std::string& seller, const std::string& request_id) {
@@ -275,7 +274,6 @@ json Catalog::product(db::Tx& tx, const std::string& id, const identity::Princip
 }
 
 std::shared_ptr<const std::string> Catalog::public_product(const std::string& id) {
-  if (auto page = cache_.find(id)) return page;
   uint64_t ticket = cache_.ticket();
   auto page = db_.read([&](db::Tx& tx) {
     auto row = load_product(tx, id);
@@ -393,19 +391,15 @@ std::pair<std::string, json> Catalog::public_products(db::Tx& tx, ProductFilter 
   auto rows = list_rows(tx, f);
   size_t shown = std::min(rows.size(), size_t(f.limit));
   std::vector<std::shared_ptr<const std::string>> pages(shown);
-  std::vector<db::Row> missing;
+  std::vector<size_t> missing;
   for (size_t i = 0; i < shown; ++i)
-    if (!(pages[i] = cache_.find(rows[i].text("id")))) missing.push_back(rows[i]);
-  if (!missing.empty()) {
-    Related related_rows = related(tx, missing);
-    std::map<std::string, std::shared_ptr<const std::string>> made;
-    for (const auto& r : missing) {
-      auto page = std::make_shared<const std::string>(dump_json(render_row(r, related_rows, false)));
-      cache_.store(r.text("id"), r.text("seller_id"), page, ticket);
-      made[r.text("id")] = std::move(page);
-    }
-    for (size_t i = 0; i < shown; ++i)
-      if (!pages[i]) pages[i] = made[rows[i].text("id")];
+    if (!(pages[i] = cache_.find(rows[i].text("id")))) missing.push_back(i);
+  std::vector<db::Row> unrendered;
+  for (size_t i : missing) unrendered.push_back(rows[i]);
+  Related related_rows = related(tx, unrendered);
+  for (size_t i : missing) {
+    pages[i] = std::make_shared<const std::string>(dump_json(render_row(rows[i], related_rows, false)));
+    cache_.store(rows[i].text("id"), rows[i].text("seller_id"), pages[i], ticket);
   }
   std::string data = "[";
   for (size_t i = 0; i < shown; ++i) (data += i ? "," : "") += *pages[i];
@@ -576,50 +570,59 @@ void Catalog::stock_changed(db::Tx& tx, const std::vector<std::pair<std::string,
   }
 }
 
-void Catalog::reserve(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
-  std::vector<std::pair<std::string, bool>> touched;
-  per_line(lines, [&](const StockLine& l) {
-    auto row = tx.query_one("UPDATE skus SET reserved = reserved + $2 WHERE id = $1 AND deleted_at IS NULL"
-                            " AND stock - reserved >= $2 RETURNING product_id, stock - reserved AS available",
-                            {l.sku_id, l.quantity});
-    if (!row) {
-      auto now = tx.query_one("SELECT stock - reserved AS available FROM skus WHERE id = $1", {l.sku_id});
-      throw ApiError::conflict("insufficient_stock", "Not enough stock left for this item.",
-                               {{"sku_id", l.sku_id}, {"requested", l.quantity},
-                                {"available", now ? now->integer("available") : 0}});
-    }
-    touched.emplace_back(row->text("product_id"), row->integer("available") == 0);
-  });
-  stock_changed(tx, touched, request_id);
-}
-
-// Commit, release and restock: one guarded update per line (`change` is
-// "SET … WHERE id = $1 AND guard", $2 the quantity), each of which must
-// find its SKU. Only units coming back (release, restock) can bring a SKU
-// up from zero; commit leaves what can be bought as it was.
-void Catalog::move_stock(db::Tx& tx, const std::vector<StockLine>& lines, const char* what, const char* change,
-                         bool can_refill, const std::string& request_id) {
+// One guarded update per line (`change` is "… WHERE id = $1 AND guard", $2
+// the quantity); `refused(line)` when the guard finds nothing to change.
+// A SKU crosses zero when a reservation takes its last unit, or when units
+// coming back (release, restock) are all it has; commit leaves what can be
+// bought as it was.
+void Catalog::move_stock(db::Tx& tx, const std::vector<StockLine>& lines, const char* change, Crossing crossing,
+                         const std::function<void(const StockLine&)>& refused, const std::string& request_id) {
   std::string sql = std::string("UPDATE skus SET ") + change + " RETURNING product_id, stock - reserved AS available";
   std::vector<std::pair<std::string, bool>> touched;
   per_line(lines, [&](const StockLine& l) {
     auto row = tx.query_one(sql, {l.sku_id, l.quantity});
-    if (!row) throw std::logic_error(std::string("stock ") + what + " found nothing to change for " + l.sku_id);
-    touched.emplace_back(row->text("product_id"), can_refill && row->integer("available") == l.quantity);
+    if (!row) return refused(l);  // it throws
+    int64_t available = row->integer("available");
+    touched.emplace_back(row->text("product_id"), (crossing == Crossing::to_zero && available == 0) ||
+                                                      (crossing == Crossing::from_zero && available == l.quantity));
   });
   stock_changed(tx, touched, request_id);
 }
 
-void Catalog::commit(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
-  move_stock(tx, lines, "commit", "stock = stock - $2, reserved = reserved - $2 WHERE id = $1 AND reserved >= $2", false,
+namespace {
+// Commit, release and restock follow the orders module's own bookkeeping:
+// a line whose units are not where it says is a bug, not bad input.
+std::function<void(const StockLine&)> must_find(const char* what) {
+  return [what](const StockLine& l) {
+    throw std::logic_error(std::string("stock ") + what + " found nothing to change for " + l.sku_id);
+  };
+}
+}  // namespace
+
+void Catalog::reserve(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
+  move_stock(tx, lines, "reserved = reserved + $2 WHERE id = $1 AND deleted_at IS NULL AND stock - reserved >= $2",
+             Crossing::to_zero,
+             [&](const StockLine& l) {
+               auto now = tx.query_one("SELECT stock - reserved AS available FROM skus WHERE id = $1", {l.sku_id});
+               throw ApiError::conflict("insufficient_stock", "Not enough stock left for this item.",
+                                        {{"sku_id", l.sku_id}, {"requested", l.quantity},
+                                         {"available", now ? now->integer("available") : 0}});
+             },
              request_id);
 }
 
+void Catalog::commit(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
+  move_stock(tx, lines, "stock = stock - $2, reserved = reserved - $2 WHERE id = $1 AND reserved >= $2", Crossing::none,
+             must_find("commit"), request_id);
+}
+
 void Catalog::release(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
-  move_stock(tx, lines, "release", "reserved = reserved - $2 WHERE id = $1 AND reserved >= $2", true, request_id);
+  move_stock(tx, lines, "reserved = reserved - $2 WHERE id = $1 AND reserved >= $2", Crossing::from_zero,
+             must_find("release"), request_id);
 }
 
 void Catalog::restock(db::Tx& tx, const std::vector<StockLine>& lines, const std::string& request_id) {
-  move_stock(tx, lines, "restock", "stock = stock + $2 WHERE id = $1", true, request_id);
+  move_stock(tx, lines, "stock = stock + $2 WHERE id = $1", Crossing::from_zero, must_find("restock"), request_id);
 }
 
 }  // namespace souq::catalog

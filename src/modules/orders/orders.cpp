@@ -102,10 +102,7 @@ std::vector<catalog::StockLine> Orders::lines_of(db::Tx& tx, const std::string& 
 // ---- checkout ---------------------------------------------------------------
 
 json Orders::checkout(const identity::Principal& who, const CheckoutRequest& r, const std::string& request_id) {
-  const auto& enabled = payments_.options().providers;
-  if (r.provider && std::find(enabled.begin(), enabled.end(), *r.provider) == enabled.end())
-    throw ApiError::unprocessable("unknown_provider", "Payment provider \"" + *r.provider + "\" is not enabled here.",
-                                  {{"providers", enabled}});
+  if (r.provider) payments_.require_provider(*r.provider);
   bool gateway = r.provider && *r.provider != "wallet";
   std::string payment_id = gateway ? new_id("pay") : "";
   int64_t total = 0;
@@ -252,10 +249,11 @@ json Orders::start_payment(const identity::Principal& who, const std::string& pa
 
 json Orders::pay_checkout_again(const identity::Principal& who, const std::string& checkout_id, const std::string& provider,
                                 const std::optional<std::string>& return_url, const std::string& request_id) {
-  const auto& enabled = payments_.options().providers;
-  if (provider == "wallet" || std::find(enabled.begin(), enabled.end(), provider) == enabled.end())
-    throw ApiError::unprocessable("unknown_provider", "Pay a checkout again through a gateway that is enabled here.",
-                                  {{"providers", enabled}});
+  if (provider == "wallet")
+    throw ApiError::unprocessable("unknown_provider", "Pay a checkout again through a gateway; pay an order from the "
+                                                      "wallet with POST /api/v1/payments {order_id}.",
+                                  {{"providers", payments_.options().providers}});
+  payments_.require_provider(provider);
   std::string payment_id = new_id("pay");
   auto [amount, currency, orders] = db_.write([&](db::Tx& tx) {
     auto c = tx.query_one("SELECT id, buyer_id, currency FROM checkouts WHERE id = $1" + std::string(tx.for_update()),
@@ -311,8 +309,7 @@ void Orders::follow_payments(jobs::Outbox& outbox) {
   outbox.subscribe("payment.succeeded", "orders.checkout", [this](const json& event) {
     const json& p = event.at("payload");
     if (p.value("purpose", "") != "topup" || !p.contains("payment_id")) return;
-    std::string request_id = event.contains("request_id") && event["request_id"].is_string() ? event["request_id"].get<std::string>() : "";
-    pay_checkout(p["payment_id"].get<std::string>(), request_id);
+    pay_checkout(p["payment_id"].get<std::string>(), jobs::request_id_of(event));
   });
 }
 

@@ -155,6 +155,8 @@ class Payments {
     std::optional<std::string> payment_id;  // the caller's choice (a checkout records it first); default a new one
   };
   json pay(const identity::Principal& who, const PayRequest& r, const std::string& request_id);
+  // 422 unknown_provider (details.providers) unless --payment-providers names it.
+  void require_provider(const std::string& provider) const;
   // Pays a transaction waiting for payment from the payer's wallet, in the
   // caller's transaction: a succeeded payment, and the process's payment
   // step (409 insufficient_funds when the balance is short; 409 not_payable).

@@ -281,11 +281,15 @@ void Payments::publish_payment(db::Tx& tx, const Payment& p, const std::string& 
   outbox_.emit(tx, "payment." + now->status, payload, p.id, request_id);
 }
 
+void Payments::require_provider(const std::string& provider) const {
+  if (std::find(options_.providers.begin(), options_.providers.end(), provider) == options_.providers.end())
+    throw ApiError::unprocessable("unknown_provider", "Payment provider \"" + provider + "\" is not enabled here.",
+                                  {{"providers", options_.providers}});
+}
+
 json Payments::pay(const identity::Principal& who, const PayRequest& r, const std::string& request_id) {
   bool wallet_pay = r.provider == "wallet";
-  if (std::find(options_.providers.begin(), options_.providers.end(), r.provider) == options_.providers.end())
-    throw ApiError::unprocessable("unknown_provider", "Payment provider \"" + r.provider + "\" is not enabled here.",
-                                  {{"providers", options_.providers}});
+  require_provider(r.provider);
   if (wallet_pay && !r.transaction_id)
     throw ApiError::unprocessable("invalid_provider", "A top-up comes from a gateway, not from the wallet itself.");
 

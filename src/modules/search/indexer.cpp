@@ -130,6 +130,24 @@ db::Params product_row(const json& d, const std::vector<std::string>& path, cons
   return params;
 }
 
+// A product's attribute values, its own and its SKUs', each once:
+// (key, folded value) → the value as written.
+using AttributeValues = std::map<std::pair<std::string, std::string>, std::string>;
+AttributeValues attribute_values(const json& d) {
+  AttributeValues out;
+  auto collect = [&](const json& attributes) {
+    if (!attributes.is_object()) return;
+    for (const auto& [key, value] : attributes.items()) {
+      std::string text = text_of(value);
+      std::string folded = fold(text);
+      if (!folded.empty() && text.size() <= 200) out.emplace(std::make_pair(key, folded), text);
+    }
+  };
+  collect(d.value("attributes", json::object()));
+  for (const auto& sku : d.value("sku_attributes", json::array())) collect(sku);
+  return out;
+}
+
 // What a results page shows of a product.
 json product_hit(const json& d, const json& category, const json& published) {
   json location = d["lat"].is_number() && d["lng"].is_number() ? json{{"lat", d["lat"]}, {"lng", d["lng"]}} : json(nullptr);
@@ -198,28 +216,16 @@ void Search::index_products(db::Tx& tx, std::vector<std::string> ids, Categories
   std::vector<db::Params> rows;
   std::vector<FieldWords> text;
   std::vector<std::string> hits;
-  // Attribute values, each product's own and its SKUs', each once:
-  // (key, folded value) → value as written.
-  std::vector<std::map<std::pair<std::string, std::string>, std::string>> values(documents.size());
+  std::vector<AttributeValues> values;
   std::vector<std::vector<std::string>> paths;
-  for (size_t n = 0; n < documents.size(); ++n) {
-    const json& d = documents[n];
+  for (const json& d : documents) {
     paths.push_back(path_ids(d.value("category_path", "")));
     json published = d["published_at"].is_string() ? d["published_at"] : d["created_at"];
     rows.push_back(product_row(d, paths.back(), published));
     hits.push_back(dump_json(product_hit(d, categories.summary(tx, d.at("category_id")), published)));
+    values.push_back(attribute_values(d));
     std::vector<std::string> attribute_words;
-    auto collect = [&](const json& attributes) {
-      if (!attributes.is_object()) return;
-      for (const auto& [key, value] : attributes.items()) {
-        std::string text_value = text_of(value);
-        std::string folded = fold(text_value);
-        if (folded.empty() || text_value.size() > 200) continue;
-        if (values[n].emplace(std::make_pair(key, folded), text_value).second) append(attribute_words, words(text_value));
-      }
-    };
-    collect(d.value("attributes", json::object()));
-    for (const auto& sku : d.value("sku_attributes", json::array())) collect(sku);
+    for (const auto& [_, value] : values.back()) append(attribute_words, words(value));
     std::string category_names;
     for (const auto& name : d.value("category_names", json::array()))
       if (name.is_string()) category_names += name.get<std::string>() + " ";
